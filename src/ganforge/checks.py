@@ -1,0 +1,54 @@
+"""Checks of config values that raise a `ConfigError` naming the key and what it needs.
+
+Imports nothing heavy, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganforge.errors import ConfigError
+
+__all__ = ["check_int", "check_number", "check_choice"]
+
+
+def check_int(key: str, value: Any, minimum: int | None = None) -> int:
+    """`value` as an int >= `minimum`; bools and floats are refused."""
+    if not isinstance(value, int) or isinstance(value, bool) or (minimum is not None and value < minimum):
+        need = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise ConfigError(f"{key} must be {need}, got {value!r}")
+    return value
+
+
+def check_number(
+    key: str,
+    value: Any,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    open_minimum: bool = False,
+    open_maximum: bool = False,
+) -> float:
+    """`value` as a float within [minimum, maximum] (either end open if asked)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    if ok and minimum is not None:
+        ok = value > minimum if open_minimum else value >= minimum
+    if ok and maximum is not None:
+        ok = value < maximum if open_maximum else value <= maximum
+    if not ok:
+        if minimum is not None and maximum is not None:
+            need = f"a number in {'(' if open_minimum else '['}{minimum}, {maximum}{')' if open_maximum else ']'}"
+        elif minimum is not None:
+            need = f"a number {'>' if open_minimum else '>='} {minimum}"
+        elif maximum is not None:
+            need = f"a number {'<' if open_maximum else '<='} {maximum}"
+        else:
+            need = "a number"
+        raise ConfigError(f"{key} must be {need}, got {value!r}")
+    return float(value)
+
+
+def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value

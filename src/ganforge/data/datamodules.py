@@ -1,0 +1,213 @@
+"""Lightning DataModules: the bundled sample photos, a folder of images, and a folder of
+aligned pix2pix pairs.
+
+`kind` tells a task what a batch holds: "images" batches are ``{"image": (N, 3, H, W)}``,
+"pairs" batches are ``{"input": ..., "target": ...}``; all in [0, 1] RGB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+from ganforge.checks import check_choice, check_int, check_number
+from ganforge.data.datasets import AlignedPairDataset, GridCropDataset, RandomCropDataset
+from ganforge.data.images import SAMPLE_PHOTOS, find_images, sample_photo
+from ganforge.errors import ConfigError, DataError
+
+__all__ = ["CropDataModule", "SampleDataModule", "FolderDataModule", "PairedDataModule"]
+
+
+class CropDataModule(L.LightningDataModule):
+    """Shared loader settings; subclasses say how to build the train and val datasets."""
+
+    kind = "images"
+
+    def __init__(self, batch_size: int = 16, val_batch_size: int | None = None, num_workers: int = 0,
+                 pin_memory: bool = False, kind: str | None = None) -> None:
+        super().__init__()
+        # `kind` is in the data config so the model config can read it; it must match.
+        if kind is not None and kind != self.kind:
+            raise ConfigError(f"data.kind={kind!r} does not fit {type(self).__name__}, whose batches are {self.kind!r}")
+        self.batch_size = check_int("data.batch_size", batch_size, 1)
+        self.val_batch_size = check_int("data.val_batch_size", val_batch_size or batch_size, 1)
+        self.num_workers = check_int("data.num_workers", num_workers, 0)
+        self.pin_memory = bool(pin_memory)
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def build(self) -> tuple[Dataset, Dataset]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        # Idempotent, so the CLI can call it early and report bad data before training starts.
+        if self.train_set is None:
+            self.train_set, self.val_set = self.build()
+            if len(self.train_set) < self.batch_size:
+                raise ConfigError(
+                    f"data.batch_size={self.batch_size} is larger than the {len(self.train_set)} training "
+                    "samples per epoch: lower data.batch_size"
+                )
+
+    def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train and self.kind == "pairs",
+            drop_last=train,  # a last batch of one would break batch norm
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self.train_set, self.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self.val_set, self.val_batch_size, train=False)
+
+
+class SampleDataModule(CropDataModule):
+    """Random crops of scikit-image's bundled colour photos, split into train and val by image.
+
+    Each training epoch is `samples_per_epoch` random crops (with left-right flips);
+    validation is a fixed grid of crops of the `val_images`.
+    """
+
+    def __init__(
+        self,
+        train_images: Sequence[str] = ("astronaut", "coffee", "rocket", "motorcycle_left", "immunohistochemistry"),
+        val_images: Sequence[str] = ("chelsea",),
+        crop_size: int = 64,
+        scale: float = 0.5,
+        samples_per_epoch: int = 800,
+        max_val_crops_per_image: int = 16,
+        **loader: int,
+    ) -> None:
+        super().__init__(**loader)
+        for key, names in (("data.train_images", train_images), ("data.val_images", val_images)):
+            if isinstance(names, str) or not names:
+                raise ConfigError(f"{key} must be a non-empty list of names from {', '.join(SAMPLE_PHOTOS)}")
+            for name in names:
+                check_choice(key, name, SAMPLE_PHOTOS)
+        overlap = sorted(set(train_images) & set(val_images))
+        if overlap:
+            raise ConfigError(f"{overlap} are in both data.train_images and data.val_images: the split is by image")
+        self.train_images, self.val_images = list(train_images), list(val_images)
+        self.crop_size = check_int("data.crop_size", crop_size, 1)
+        self.scale = check_number("data.scale", scale, 0, 1, open_minimum=True)
+        self.samples_per_epoch = check_int("data.samples_per_epoch", samples_per_epoch, 1)
+        self.max_val_crops_per_image = check_int("data.max_val_crops_per_image", max_val_crops_per_image, 1)
+
+    def build(self) -> tuple[Dataset, Dataset]:
+        train = RandomCropDataset([sample_photo(n) for n in self.train_images], self.train_images,
+                                  self.crop_size, self.samples_per_epoch, self.scale)
+        val = GridCropDataset([sample_photo(n) for n in self.val_images], self.val_images,
+                              self.crop_size, self.scale, self.max_val_crops_per_image)
+        return train, val
+
+
+def _existing_folder(key: str, root: str | Path | None) -> Path:
+    if root is None or str(root).strip() == "":
+        raise ConfigError(f"{key} is not set: pass {key}=/path/to/images")
+    path = Path(str(root)).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{key}={path} is not a folder: check the path")
+    return path
+
+
+class FolderDataModule(CropDataModule):
+    """Random crops of every image in a folder (searched recursively).
+
+    If `root` has `train/` and `val/` subfolders they are used; otherwise every
+    ``round(1 / val_fraction)``-th image in sorted order is held out for validation.
+    Images are read from disk as they are needed.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        crop_size: int = 256,
+        scale: float = 1.0,
+        samples_per_epoch: int = 1000,
+        val_fraction: float = 0.1,
+        max_val_crops_per_image: int = 1,
+        **loader: int,
+    ) -> None:
+        super().__init__(**loader)
+        self.root = root
+        self.crop_size = check_int("data.crop_size", crop_size, 1)
+        self.scale = check_number("data.scale", scale, 0, 1, open_minimum=True)
+        self.samples_per_epoch = check_int("data.samples_per_epoch", samples_per_epoch, 1)
+        self.val_fraction = check_number("data.val_fraction", val_fraction, 0, 0.5, open_minimum=True)
+        self.max_val_crops_per_image = check_int("data.max_val_crops_per_image", max_val_crops_per_image, 1)
+
+    def split(self) -> tuple[list[Path], list[Path]]:
+        root = _existing_folder("data.root", self.root)
+        if (root / "train").is_dir() and (root / "val").is_dir():
+            train, val = find_images(root / "train"), find_images(root / "val")
+            for name, files in (("train", train), ("val", val)):
+                if not files:
+                    raise DataError(f"no images in {root / name}: add images or remove the empty folder")
+            return train, val
+        files = find_images(root)
+        if len(files) < 2:
+            raise DataError(
+                f"{root} holds {len(files)} image(s); training needs at least 2 (one is held out for validation)"
+            )
+        every = max(2, round(1 / self.val_fraction))
+        val = files[every - 1 :: every] or files[-1:]
+        held = set(val)
+        return [f for f in files if f not in held], val
+
+    def build(self) -> tuple[Dataset, Dataset]:
+        train, val = self.split()
+        names = [str(p) for p in train]
+        return (
+            RandomCropDataset(train, names, self.crop_size, self.samples_per_epoch, self.scale),
+            GridCropDataset(val, [str(p) for p in val], self.crop_size, self.scale, self.max_val_crops_per_image),
+        )
+
+
+class PairedDataModule(CropDataModule):
+    """pix2pix's aligned A|B format: `root/train/` and `root/val/` hold images with A on the
+    left half and B on the right (e.g. facades, maps, edges2shoes)."""
+
+    kind = "pairs"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        crop_size: int = 256,
+        load_size: int = 286,
+        direction: str = "AtoB",
+        **loader: int,
+    ) -> None:
+        super().__init__(**loader)
+        self.root = root
+        self.crop_size = check_int("data.crop_size", crop_size, 1)
+        self.load_size = check_int("data.load_size", load_size, 1)
+        self.direction = check_choice("data.direction", direction, ("AtoB", "BtoA"))
+        if self.load_size < self.crop_size:
+            raise ConfigError(
+                f"data.load_size={load_size} is smaller than data.crop_size={crop_size}: make load_size >= crop_size"
+            )
+
+    def build(self) -> tuple[Dataset, Dataset]:
+        root = _existing_folder("data.root", self.root)
+        for split in ("train", "val"):
+            if not (root / split).is_dir():
+                raise DataError(f"{root / split} is missing: the paired format needs {root}/train and {root}/val folders")
+        sets = []
+        for split in ("train", "val"):
+            folder = root / split
+            files = find_images(folder)
+            if not files:
+                raise DataError(f"no images in {folder}: the paired format needs A|B images there")
+            sets.append(AlignedPairDataset(files, self.crop_size, self.load_size, self.direction, train=split == "train"))
+        return sets[0], sets[1]

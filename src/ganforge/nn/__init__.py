@@ -1,0 +1,17 @@
+"""Layers without Lightning or Hydra: normalization, activations, initialization."""
+
+from ganforge.nn.act import ACT_KINDS, ActSpec, make_act
+from ganforge.nn.init import init_gan_weights
+from ganforge.nn.norm import NORM_KINDS, NormSpec, PixelNorm, make_norm, spectral_sigma
+
+__all__ = [
+    "ACT_KINDS",
+    "ActSpec",
+    "make_act",
+    "init_gan_weights",
+    "NORM_KINDS",
+    "NormSpec",
+    "PixelNorm",
+    "make_norm",
+    "spectral_sigma",
+]

@@ -1,0 +1,233 @@
+"""The alternating GAN training loop, written once for every model family.
+
+A model family subclasses `GANTask` and says four things: how a batch becomes an
+`Example` (`prepare`), how the generator makes a fake (`generate`), what the
+discriminator sees (`discriminate`), and what the generator's extra losses are
+(`generator_losses`). Everything else (the D and G steps, n_critic, the gradient penalty,
+clipping, the learning-rate decay, validation metrics, sample images) lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanAbsoluteError, MetricCollection
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from ganforge.checks import check_choice, check_int, check_number
+from ganforge.errors import ConfigError
+from ganforge.losses import GANLoss, gradient_penalty, make_gan_loss
+
+__all__ = ["Example", "GANTask", "network_part"]
+
+
+@dataclass
+class Example:
+    """One batch as a model family sees it.
+
+    condition: what the generator is given (and a conditional D sees beside the image),
+        or None.
+    real: the image the generator should produce, in network units.
+    extras: anything else the family needs later (e.g. the quantized latent).
+    """
+
+    condition: torch.Tensor | None
+    real: torch.Tensor
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def network_part(shared: Any, own: Any) -> Any:
+    """One network's norm or act config: its own setting over the shared group's.
+
+    ``own`` None keeps the shared setting; a name (``model.discriminator.norm=spectral``)
+    replaces the kind and keeps the shared options; a mapping overrides field by field.
+    """
+    if own is None:
+        return shared
+    shared_fields = dict(shared) if isinstance(shared, Mapping) else {"kind": shared}
+    if isinstance(own, str):
+        return {**shared_fields, "kind": own}
+    if isinstance(own, Mapping):
+        return {**shared_fields, **own}
+    raise ConfigError(f"a per-network norm or act must be a name or a mapping, got {own!r}")
+
+
+class GANTask(L.LightningModule):
+    """Alternating discriminator / generator updates with manual optimization.
+
+    Each training batch: the generator makes `fake` once; D takes one step on
+    (real, fake.detach()); every `n_critic`-th batch G takes one step on D(fake) plus its
+    extra losses. `trainer.max_steps` therefore counts optimizer steps, D's and G's.
+
+    gan_loss: {kind: vanilla|lsgan|hinge|wgan_gp, ...options}.
+    optim: {lr_g, lr_d, betas}; Adam for both networks.
+    lr_decay: {start_epoch, epochs}: constant learning rate until `start_epoch`, then a
+        linear decay to 0 over `epochs` epochs (pix2pix's "linear" policy); epochs 0 = off.
+    grad_clip: {value, algorithm}: clip each network's gradients (norm or value); null = off.
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+
+    def __init__(
+        self,
+        gan_loss: Mapping[str, Any] | None = None,
+        optim: Mapping[str, Any] | None = None,
+        lr_decay: Mapping[str, Any] | None = None,
+        grad_clip: Mapping[str, Any] | None = None,
+        n_critic: int = 1,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.gan_loss: GANLoss = make_gan_loss(**dict(gan_loss or {"kind": "vanilla"}))
+        optim = {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), **dict(optim or {})}
+        unknown = sorted(set(optim) - {"lr_g", "lr_d", "betas"})
+        if unknown:
+            raise ConfigError(f"unknown model.optim option(s) {unknown}: the options are lr_g, lr_d, betas")
+        self.lr_g = check_number("model.optim.lr_g", optim["lr_g"], 0, open_minimum=True)
+        self.lr_d = check_number("model.optim.lr_d", optim["lr_d"], 0, open_minimum=True)
+        betas = tuple(optim["betas"])
+        if len(betas) != 2:
+            raise ConfigError(f"model.optim.betas must be two numbers such as [0.5, 0.999], got {list(betas)}")
+        self.betas = tuple(check_number("model.optim.betas", b, 0, 1, open_maximum=True) for b in betas)
+        lr_decay = {"start_epoch": 0, "epochs": 0, **dict(lr_decay or {})}
+        self.decay_start = check_int("model.lr_decay.start_epoch", lr_decay["start_epoch"] or 0, 0)
+        self.decay_epochs = check_int("model.lr_decay.epochs", lr_decay["epochs"] or 0, 0)
+        grad_clip = {"value": None, "algorithm": "norm", **dict(grad_clip or {})}
+        self.clip_value = grad_clip["value"]
+        if self.clip_value is not None:
+            check_number("model.grad_clip.value", self.clip_value, 0, open_minimum=True)
+        self.clip_algorithm = check_choice("model.grad_clip.algorithm", grad_clip["algorithm"], ("norm", "value"))
+        self.n_critic = check_int("model.n_critic", n_critic, 1)
+        metrics = MetricCollection(
+            {
+                "l1": MeanAbsoluteError(),
+                "psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
+                "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+            },
+            prefix="val/",
+        )
+        self.val_metrics = metrics
+
+    # ---- what a model family defines -------------------------------------------------
+
+    def prepare(self, batch: Mapping[str, torch.Tensor]) -> Example:
+        raise NotImplementedError
+
+    def generate(self, example: Example) -> torch.Tensor:
+        raise NotImplementedError
+
+    def discriminate(self, example: Example, image: torch.Tensor) -> Any:
+        raise NotImplementedError
+
+    def generator_losses(self, example: Example, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted extra terms of G's loss, by name (logged as train/loss_g_<name>)."""
+        return {}
+
+    def to_rgb(self, example: Example, image: torch.Tensor) -> torch.Tensor:
+        """A generated or real image in network units -> RGB in [0, 1], (N, 3, H, W)."""
+        raise NotImplementedError
+
+    def condition_rgb(self, example: Example) -> torch.Tensor | None:
+        """The condition as an RGB picture for sample grids, if there is one."""
+        return None
+
+    # ---- training --------------------------------------------------------------------
+
+    def configure_optimizers(self):
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr_g, betas=self.betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr_d, betas=self.betas)
+        if not self.decay_epochs:
+            return [opt_g, opt_d]
+
+        def factor(epoch: int) -> float:
+            return max(0.0, 1.0 - max(0, epoch - self.decay_start) / float(self.decay_epochs + 1))
+
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
+        return [opt_g, opt_d], schedulers
+
+    def _step(self, optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.clip_value is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.clip_value, gradient_clip_algorithm=self.clip_algorithm)
+        optimizer.step()
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        example = self.prepare(batch)
+        train_generator = (batch_idx + 1) % self.n_critic == 0
+        with torch.set_grad_enabled(train_generator):
+            fake = self.generate(example)
+
+        self.toggle_optimizer(opt_d)
+        real_logits = self.discriminate(example, example.real)
+        fake_logits = self.discriminate(example, fake.detach())
+        loss_d = self.gan_loss.discriminator(real_logits, fake_logits)
+        logs = {"train/loss_d_adv": loss_d.detach()}
+        if self.gan_loss.gradient_penalty_weight > 0:
+            penalty = gradient_penalty(lambda x: self.discriminate(example, x), example.real, fake)
+            logs["train/loss_d_gp"] = penalty.detach()
+            loss_d = loss_d + self.gan_loss.gradient_penalty_weight * penalty
+        self._step(opt_d, loss_d)
+        self.untoggle_optimizer(opt_d)
+        logs["train/loss_d"] = loss_d.detach()
+
+        if train_generator:
+            self.toggle_optimizer(opt_g)
+            loss_adv = self.gan_loss.generator(self.discriminate(example, fake))
+            extras = self.generator_losses(example, fake)
+            loss_g = loss_adv + sum(extras.values())
+            self._step(opt_g, loss_g)
+            self.untoggle_optimizer(opt_g)
+            logs["train/loss_g"] = loss_g.detach()
+            logs["train/loss_g_adv"] = loss_adv.detach()
+            logs.update({f"train/loss_g_{name}": value.detach() for name, value in extras.items()})
+
+        self.log_dict(logs, prog_bar=False, batch_size=example.real.shape[0])
+        self.log("loss_d", logs["train/loss_d"], prog_bar=True, logger=False)
+        if "train/loss_g" in logs:
+            self.log("loss_g", logs["train/loss_g"], prog_bar=True, logger=False)
+
+    def on_train_epoch_end(self) -> None:
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+        self.log("train/lr_g", self.optimizers()[0].param_groups[0]["lr"], on_epoch=True)
+
+    # ---- validation ------------------------------------------------------------------
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        example = self.prepare(batch)
+        fake = self.generate(example)
+        fake_rgb, real_rgb = self.to_rgb(example, fake), self.to_rgb(example, example.real)
+        self.val_metrics.update(fake_rgb, real_rgb)
+        self.extra_validation(example, real_rgb)
+
+    def extra_validation(self, example: Example, real_rgb: torch.Tensor) -> None:
+        """A hook for family-specific validation metrics."""
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=False)
+        self.val_metrics.reset()
+
+    # ---- samples ---------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample_images(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """RGB rows for a sample grid: input (if any), output, target; each (N, 3, H, W)."""
+        example = self.prepare(batch)
+        fake = self.generate(example)
+        rows = {}
+        condition = self.condition_rgb(example)
+        if condition is not None:
+            rows["input"] = condition
+        rows["output"] = self.to_rgb(example, fake)
+        rows["target"] = self.to_rgb(example, example.real)
+        return rows

@@ -1,0 +1,41 @@
+"""Running train.py as a user does, on tiny settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A model and data small enough that one epoch takes a second on a CPU.
+TINY = [
+    "model.generator.num_downs=5",
+    "model.generator.ngf=4",
+    "model.discriminator.ndf=4",
+    "model.discriminator.n_layers=2",
+    "data.crop_size=32",
+    "data.scale=0.25",
+    "data.samples_per_epoch=8",
+    "data.batch_size=4",
+    "data.max_val_crops_per_image=2",
+    "trainer.max_epochs=1",
+    "callbacks.sample_grid.every_n_steps=1",
+    "callbacks.sample_grid.num_images=2",
+    "~callbacks.model_summary",
+]
+
+
+def run_train(*overrides: str, log_dir: Path, logger: str = "csv", env: dict | None = None,
+              timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python train.py` with `overrides`, writing under `log_dir`."""
+    command = [sys.executable, str(REPO / "train.py"), f"paths.log_dir={log_dir}", f"logger={logger}", *overrides]
+    environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
+    environment.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def run_folders(log_dir: Path) -> list[Path]:
+    """The run folders (those holding a resolved config.yaml) under `log_dir`."""
+    return sorted(p.parent for p in log_dir.rglob("config.yaml") if p.parent.name != ".hydra")

@@ -1,0 +1,117 @@
+"""End-to-end runs of train.py, as a user runs it."""
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from tests.cli.helpers import TINY, run_folders, run_train
+from tests.conftest import write_image
+
+
+def read_metrics(run: Path) -> list[dict[str, str]]:
+    with open(run / "metrics.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def column(rows: list[dict[str, str]], key: str) -> list[float]:
+    return [float(r[key]) for r in rows if r.get(key)]
+
+
+@pytest.mark.slow
+def test_a_run_folder_holds_config_checkpoints_metrics_samples_and_wandb(tmp_path):
+    result = run_train(*TINY, "trainer.max_epochs=2", log_dir=tmp_path, logger="default")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = run_folders(tmp_path)
+    config = OmegaConf.load(run / "config.yaml")
+    assert config.norm.kind == "batch" and config.paths.output_dir == str(run)  # resolved, not ${...}
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
+    rows = read_metrics(run)
+    psnr = column(rows, "val/psnr")
+    assert len(psnr) == 3  # the untrained model, then after each of 2 epochs
+    assert all(math.isfinite(v) for v in column(rows, "train/loss_d") + column(rows, "train/loss_g"))
+    assert sorted(p.name for p in (run / "samples").glob("*.png"))[:2] == ["step_000001.png", "step_000002.png"]
+    offline = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(offline) == 1 and offline[0].stat().st_size > 0
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["hyper_parameters"]["norm"]["kind"] == "batch"
+    assert last["epoch"] == 1  # the second, final epoch
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    [state] = [v for k, v in best["callbacks"].items() if "val/psnr" in k]
+    assert float(state["best_model_score"]) == pytest.approx(max(psnr[1:]), rel=1e-6)
+    assert "val/psnr: " in result.stdout and "(untrained) -> " in result.stdout
+
+
+@pytest.mark.slow
+def test_every_norm_and_activation_pair_trains_in_one_multirun(tmp_path):
+    norms, acts = ["batch", "instance", "pixel", "spectral", "none"], ["relu", "lrelu", "elu", "selu", "gelu"]
+    result = run_train(
+        "-m", f"norm={','.join(norms)}", f"act={','.join(acts)}", *TINY, "~callbacks.sample_grid",
+        "~callbacks.model_checkpoint", "~callbacks.last_checkpoint", "trainer.enable_checkpointing=false", "validate_before_training=false",
+        log_dir=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = run_folders(tmp_path)
+    assert len(runs) == 25
+    seen = set()
+    for run in runs:
+        config = OmegaConf.load(run / "config.yaml")
+        seen.add((config.norm.kind, config.act.kind))
+        rows = read_metrics(run)
+        losses = column(rows, "train/loss_d") + column(rows, "train/loss_g") + column(rows, "val/psnr")
+        assert losses and all(math.isfinite(v) for v in losses), run
+    assert seen == {(n, a) for n in norms for a in acts}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["lsgan", "hinge", "wgan_gp"])
+def test_each_gan_loss_trains_from_the_command_line(tmp_path, loss):
+    result = run_train(*TINY, f"gan_loss={loss}", "model.discriminator.norm=spectral", log_dir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = run_folders(tmp_path)
+    assert OmegaConf.load(run / "config.yaml").gan_loss.kind == loss
+    assert all(math.isfinite(v) for v in column(read_metrics(run), "train/loss_d"))
+
+
+@pytest.mark.slow
+def test_paired_folder_trains_with_tensorboard(tmp_path, paired_folder):
+    result = run_train(*TINY, "data=paired", f"data.root={paired_folder}", "data.load_size=36", "data.batch_size=2",
+                       "data.num_workers=0", "~data.samples_per_epoch", "~data.scale", "~data.max_val_crops_per_image",
+                       "data.direction=BtoA", log_dir=tmp_path / "logs", logger="tensorboard")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = run_folders(tmp_path / "logs")
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert column(read_metrics(run), "val/psnr")
+
+
+BAD_INPUTS = [
+    (["norm=spectal"], "Could not find 'norm/spectal'"),
+    (["model.lambda_ll=1"], "Key 'lambda_ll' is not in struct"),
+    (["model.lambda_l1=abc"], "error: model.lambda_l1 must be a number >= 0, got 'abc'"),
+    (["model.optim.lr_g=-0.1"], "error: model.optim.lr_g must be a number > 0"),
+    (["data.batch_size=0"], "error: data.batch_size must be an integer >= 1"),
+    (["norm.n_power_iterations=two"], "error: norm.n_power_iterations must be an integer >= 1"),
+    (["data.crop_size=512"], "smaller than data.crop_size=512"),
+    (["data=paired"], "error: data.root is not set"),
+    (["data=paired", "data.root=/no/such/folder"], "error: data.root=/no/such/folder is not a folder"),
+    (["data.crop_size=48"], "error: U-Net with num_downs=6 needs image sides that are multiples of 64"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS])
+def test_bad_input_ends_in_one_clear_line_and_a_nonzero_exit(tmp_path, overrides, message):
+    result = run_train(*overrides, "trainer.max_epochs=1", log_dir=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_corrupt_image_in_a_folder_is_named(tmp_path, image_folder):
+    (image_folder / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    result = run_train("data=folder", f"data.root={image_folder}", "data.crop_size=32", log_dir=tmp_path / "logs")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot read image")
+    assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,137 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganforge.data import FolderDataModule, PairedDataModule, SampleDataModule, load_rgb
+from ganforge.data.datasets import AlignedPairDataset
+from ganforge.errors import ConfigError, DataError
+from tests.conftest import write_image
+
+
+def test_sample_data_gives_crops_from_the_bundled_photos_split_by_image():
+    dm = SampleDataModule(crop_size=32, scale=0.25, samples_per_epoch=20, batch_size=4)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 32, 32)
+    assert batch["image"].min() >= 0 and batch["image"].max() <= 1
+    assert len(dm.train_dataloader()) == 5
+    assert dm.train_set.images.names == ["astronaut", "coffee", "rocket", "motorcycle_left", "immunohistochemistry"]
+    assert dm.val_set.images.names == ["chelsea"]
+
+
+def test_validation_crops_are_fixed_and_training_crops_vary():
+    dm = SampleDataModule(crop_size=32, scale=0.25, samples_per_epoch=8, batch_size=4)
+    dm.setup()
+    first = torch.stack([dm.val_set[i]["image"] for i in range(len(dm.val_set))])
+    second = torch.stack([dm.val_set[i]["image"] for i in range(len(dm.val_set))])
+    torch.testing.assert_close(first, second)
+    # chelsea at scale 0.25 is 75x113: a 2x3 grid of 32-pixel crops.
+    assert len(dm.val_set) == 6
+    torch.manual_seed(0)
+    a = dm.train_set[0]["image"]
+    b = dm.train_set[0]["image"]
+    assert not torch.equal(a, b)
+
+
+def test_seeding_makes_training_crops_repeatable():
+    dm = SampleDataModule(crop_size=32, scale=0.25, samples_per_epoch=8, batch_size=4)
+    dm.setup()
+    torch.manual_seed(3)
+    a = dm.train_set[0]["image"]
+    torch.manual_seed(3)
+    torch.testing.assert_close(a, dm.train_set[0]["image"])
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"crop_size": 400, "scale": 0.5}, DataError, "smaller than data.crop_size=400"),
+    ({"val_images": ["astronaut"]}, ConfigError, "in both data.train_images and data.val_images"),
+    ({"train_images": ["lena"]}, ConfigError, "data.train_images must be one of"),
+    ({"batch_size": 0}, ConfigError, "data.batch_size must be an integer >= 1"),
+    ({"scale": "big"}, ConfigError, "data.scale must be a number in (0, 1]"),
+    ({"samples_per_epoch": 4, "batch_size": 8}, ConfigError, "larger than the 4 training samples"),
+])
+def test_sample_data_mistakes_are_named(kwargs, error, words):
+    with pytest.raises(error) as caught:
+        SampleDataModule(**kwargs).setup()
+    assert words in str(caught.value)
+
+
+def test_folder_data_reads_every_image_recursively_and_converts_modes(image_folder: Path):
+    dm = FolderDataModule(root=str(image_folder), crop_size=32, samples_per_epoch=8, batch_size=4, val_fraction=0.2)
+    dm.setup()
+    names = [Path(n).name for n in dm.train_set.images.names + dm.val_set.images.names]
+    assert sorted(names) == ["alpha.png", "grey.jpg", "rgb_0.png", "rgb_1.png", "rgb_2.png"]
+    assert len(dm.val_set.images) == 1
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 32, 32)
+    grey = load_rgb(image_folder / "sub" / "grey.jpg")
+    assert grey.shape == (60, 80, 3) and np.array_equal(grey[..., 0], grey[..., 2])
+    alpha = load_rgb(image_folder / "sub" / "alpha.png")
+    assert alpha.shape == (60, 80, 3)
+
+
+def test_folder_with_train_and_val_subfolders_uses_them(tmp_path: Path):
+    for split, count in (("train", 3), ("val", 2)):
+        for i in range(count):
+            write_image(tmp_path / split / f"{i}.png", (40, 40), seed=i)
+    dm = FolderDataModule(root=str(tmp_path), crop_size=32, samples_per_epoch=4, batch_size=2)
+    dm.setup()
+    assert len(dm.train_set.images) == 3 and len(dm.val_set.images) == 2
+
+
+def test_folder_mistakes_are_named(tmp_path: Path, image_folder: Path):
+    with pytest.raises(ConfigError, match="data.root is not set"):
+        FolderDataModule(root=None).setup()
+    with pytest.raises(DataError, match="is not a folder"):
+        FolderDataModule(root=str(tmp_path / "nope")).setup()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds 0 image"):
+        FolderDataModule(root=str(tmp_path / "empty")).setup()
+    (image_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
+    with pytest.raises(DataError, match="cannot read image .*broken.png"):
+        FolderDataModule(root=str(image_folder), crop_size=32, batch_size=2).setup()
+
+
+def test_a_truncated_image_is_named_when_it_is_read(tmp_path: Path):
+    path = write_image(tmp_path / "photo.jpg", (64, 64))
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(DataError, match="cannot read image .*photo.jpg"):
+        load_rgb(path)
+
+
+def test_paired_data_splits_a_and_b_with_the_same_crop_and_flip(paired_folder: Path):
+    dm = PairedDataModule(root=str(paired_folder), crop_size=16, load_size=24, batch_size=2)
+    dm.setup()
+    for _ in range(5):
+        item = dm.train_set[0]
+        # A is B inverted, so the same crop and flip keeps input = 1 - target.
+        torch.testing.assert_close(item["input"], 1 - item["target"], atol=2 / 255, rtol=0)
+        assert item["input"].shape == (3, 16, 16)
+    val = dm.val_set[0]
+    assert val["input"].shape == (3, 16, 16)
+
+
+def test_paired_direction_swaps_input_and_target(paired_folder: Path):
+    files = sorted((paired_folder / "val").glob("*.png"))
+    a_to_b = AlignedPairDataset(files, 32, 32, "AtoB", train=False)[0]
+    b_to_a = AlignedPairDataset(files, 32, 32, "BtoA", train=False)[0]
+    torch.testing.assert_close(a_to_b["input"], b_to_a["target"])
+    # The right half (B) is the target for AtoB.
+    right = torch.from_numpy(load_rgb(files[0])[:, 32:]).permute(2, 0, 1).float() / 255
+    torch.testing.assert_close(a_to_b["target"], right)
+
+
+def test_paired_mistakes_are_named(tmp_path: Path, paired_folder: Path):
+    (tmp_path / "only_train" / "train").mkdir(parents=True)
+    with pytest.raises(DataError, match="val is missing"):
+        PairedDataModule(root=str(tmp_path / "only_train")).setup()
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    (tmp_path / "empty" / "val").mkdir(parents=True)
+    with pytest.raises(DataError, match="no images in"):
+        PairedDataModule(root=str(tmp_path / "empty")).setup()
+    with pytest.raises(ConfigError, match="data.direction must be one of AtoB, BtoA"):
+        PairedDataModule(root=str(paired_folder), direction="AB")
+    with pytest.raises(ConfigError, match="load_size=100 is smaller"):
+        PairedDataModule(root=str(paired_folder), crop_size=256, load_size=100)
