@@ -115,3 +115,66 @@ def test_a_corrupt_image_in_a_folder_is_named(tmp_path, image_folder):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: cannot read image")
     assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
+
+
+COMPRESSION_TINY = [
+    "model=compression",
+    "model.bottleneck=4",
+    "model.generator.width=0.05",
+    "model.generator.residual_blocks=1",
+    "model.discriminator.scales=2",
+    "model.discriminator.ndf=4",
+    "model.discriminator.n_layers=2",
+    "data.crop_size=48",
+    "data.scale=0.25",
+    "data.samples_per_epoch=4",
+    "data.batch_size=2",
+    "trainer.max_epochs=1",
+    "~callbacks.model_summary",
+]
+
+
+@pytest.mark.slow
+def test_compression_trains_with_each_quantizer_preset(tmp_path):
+    result = run_train("-m", "quantizer=l3,l5,l7", *COMPRESSION_TINY, "~callbacks.sample_grid", log_dir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = run_folders(tmp_path)
+    bounds = {}
+    for run in runs:
+        config = OmegaConf.load(run / "config.yaml")
+        assert config.model.gan_loss.kind == "lsgan" and config.norm.kind == "instance"  # the paper's parts
+        bound = column(read_metrics(run), "val/bpp_bound")[-1]
+        bounds[len(config.quantizer.centers)] = bound
+    for levels, bound in bounds.items():
+        assert bound == pytest.approx(4 * math.log2(levels) / 256, rel=1e-5)
+    assert sorted(bounds) == [3, 5, 7]
+
+
+@pytest.mark.slow
+def test_compression_custom_centers_temperature_learnable_and_noise(tmp_path):
+    result = run_train(*COMPRESSION_TINY, "quantizer.centers=[-1.5,0,1.5]", "quantizer.temperature=0.5",
+                       "quantizer.learnable=true", "model.generator.sample_noise=true",
+                       "model.discriminator.conditional=true", log_dir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = run_folders(tmp_path)
+    assert column(read_metrics(run), "val/bpp_bound")[-1] == pytest.approx(4 * math.log2(3) / 256, rel=1e-5)
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    centers = checkpoint["state_dict"]["generator.quantizer._centers"]
+    assert not torch.allclose(centers, torch.tensor([-1.5, 0.0, 1.5]))
+    assert torch.all(centers[1:] > centers[:-1])
+    assert "bits per pixel: bound" in result.stdout
+
+
+COMPRESSION_BAD_INPUTS = [
+    (["quantizer.centers=[0,0,1]"], "error: quantizer.centers has duplicates [0.0]"),
+    (["quantizer.centers=[1]"], "error: quantizer.centers needs at least 2 centers"),
+    (["quantizer.temperature=0"], "error: quantizer.temperature must be a number > 0"),
+    (["data.crop_size=56"], "error: compression needs image sides that are multiples of 16"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", COMPRESSION_BAD_INPUTS, ids=[" ".join(o) for o, _ in COMPRESSION_BAD_INPUTS])
+def test_compression_bad_input_is_one_clear_line(tmp_path, overrides, message):
+    result = run_train(*COMPRESSION_TINY, *overrides, log_dir=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -135,3 +135,21 @@ def test_paired_mistakes_are_named(tmp_path: Path, paired_folder: Path):
         PairedDataModule(root=str(paired_folder), direction="AB")
     with pytest.raises(ConfigError, match="load_size=100 is smaller"):
         PairedDataModule(root=str(paired_folder), crop_size=256, load_size=100)
+
+
+def test_rectangular_crops(image_folder: Path):
+    dm = FolderDataModule(root=str(image_folder), crop_size=[32, 48], samples_per_epoch=4, batch_size=2, val_fraction=0.2)
+    dm.setup()
+    assert next(iter(dm.train_dataloader()))["image"].shape == (2, 3, 32, 48)
+    assert dm.val_set[0]["image"].shape == (3, 32, 48)
+    with pytest.raises(ConfigError, match=r"data.crop_size must be one side or \[height, width\]"):
+        FolderDataModule(root=str(image_folder), crop_size=[1, 2, 3])
+    with pytest.raises(DataError, match=r"smaller than data.crop_size=\[32, 96\]"):
+        FolderDataModule(root=str(image_folder), crop_size=[32, 96]).setup()
+
+
+def test_full_image_validation_keeps_each_image_whole():
+    dm = SampleDataModule(crop_size=32, scale=0.25, samples_per_epoch=8, batch_size=4, val_full_images=True)
+    dm.setup()
+    assert dm.val_set[0]["image"].shape == (3, 75, 113)  # chelsea, 300x451, at a quarter
+    assert dm.val_dataloader().batch_size == 1

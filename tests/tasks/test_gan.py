@@ -150,3 +150,21 @@ def test_bad_task_settings_are_named(kwargs, words):
     with pytest.raises(ConfigError) as error:
         Pix2PixTask(**{"generator": TINY_G, "discriminator": TINY_D, **kwargs})
     assert words in str(error.value)
+
+
+def test_ema_follows_the_warmed_up_average_and_is_checkpointed(tmp_path):
+    task = Pix2PixTask(generator=TINY_G, discriminator=TINY_D, ema_decay=0.999)
+    initial = copy.deepcopy(task.generator)
+    trainer = fit(task, batches=1)
+    # One generator step: decay = min(0.999, (1 + 0) / (10 + 0)) = 0.1.
+    for average, start, now in zip(task.generator_ema.parameters(), initial.parameters(), task.generator.parameters()):
+        torch.testing.assert_close(average, 0.1 * start + 0.9 * now)
+    for average, now in zip(task.generator_ema.buffers(), task.generator.buffers()):
+        torch.testing.assert_close(average, now)
+    assert task.inference_generator is task.generator_ema
+    path = tmp_path / "ema.ckpt"
+    trainer.save_checkpoint(path)
+    restored = Pix2PixTask.load_from_checkpoint(path)
+    for a, b in zip(restored.generator_ema.state_dict().values(), task.generator_ema.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert int(restored.ema_updates) == 1

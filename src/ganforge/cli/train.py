@@ -45,9 +45,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
 
     # Build everything that can reject the user's input before anything is written.
-    datamodule = hydra.utils.instantiate(cfg.data)
-    datamodule.setup("fit")
     task = hydra.utils.instantiate(cfg.model, _convert_="all")
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule.setup("fit")
     callbacks = _instantiate_all(cfg.get("callbacks"))
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -82,10 +82,15 @@ def _close_loggers() -> None:
 
 def _summarize(before: dict[str, float], after: dict[str, float], output_dir: Path) -> None:
     lines = []
-    for key in ("val/psnr", "val/ssim", "val/l1"):
+    for key in ("val/psnr", "val/ssim", "val/ms_ssim", "val/l1"):
         if key in after:
             start = f"{before[key]:.4g} (untrained) -> " if key in before else ""
             lines.append(f"{key}: {start}{after[key]:.4g}")
+    if "val/bpp_bound" in after:
+        lines.append(
+            f"bits per pixel: bound {after['val/bpp_bound']:.4f} (C * log2(L) / 256), "
+            f"symbol entropy {after.get('val/bpp_entropy', float('nan')):.4f}"
+        )
     if "val/psnr_gray" in after:
         lines.append(f"val/psnr_gray (grey picture, for reference): {after['val/psnr_gray']:.4g}")
     lines.append(f"run folder: {output_dir}")

@@ -14,7 +14,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from ganforge.checks import check_choice, check_int, check_number
-from ganforge.data.datasets import AlignedPairDataset, GridCropDataset, RandomCropDataset
+from ganforge.data.datasets import AlignedPairDataset, FullImageDataset, GridCropDataset, RandomCropDataset
 from ganforge.data.images import SAMPLE_PHOTOS, find_images, sample_photo
 from ganforge.errors import ConfigError, DataError
 
@@ -69,27 +69,48 @@ class CropDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(self.val_set, self.val_batch_size, train=False)
+        # Whole images differ in size: one per batch.
+        batch_size = 1 if isinstance(self.val_set, FullImageDataset) else self.val_batch_size
+        return self._loader(self.val_set, batch_size, train=False)
+
+
+def _crop_shape(value) -> tuple[int, int]:
+    """data.crop_size: one side for square crops, or [height, width]."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return check_int("data.crop_size", value[0], 1), check_int("data.crop_size", value[1], 1)
+    if isinstance(value, (list, tuple)):
+        raise ConfigError(f"data.crop_size must be one side or [height, width], got {list(value)}")
+    side = check_int("data.crop_size", value, 1)
+    return side, side
+
+
+def _validation_set(sources, names, crop_size, scale: float, max_crops: int, full: bool) -> Dataset:
+    if full:
+        return FullImageDataset(sources, names, scale)
+    return GridCropDataset(sources, names, crop_size, scale, max_crops)
 
 
 class SampleDataModule(CropDataModule):
     """Random crops of scikit-image's bundled colour photos, split into train and val by image.
 
     Each training epoch is `samples_per_epoch` random crops (with left-right flips);
-    validation is a fixed grid of crops of the `val_images`.
+    validation is a fixed grid of crops of the `val_images`, or the whole images with
+    `val_full_images` (the task pads them to its networks' multiple and crops back).
     """
 
     def __init__(
         self,
         train_images: Sequence[str] = ("astronaut", "coffee", "rocket", "motorcycle_left", "immunohistochemistry"),
         val_images: Sequence[str] = ("chelsea",),
-        crop_size: int = 64,
+        crop_size: int | Sequence[int] = 64,
         scale: float = 0.5,
         samples_per_epoch: int = 800,
         max_val_crops_per_image: int = 16,
+        val_full_images: bool = False,
         **loader: int,
     ) -> None:
         super().__init__(**loader)
+        self.val_full_images = bool(val_full_images)
         for key, names in (("data.train_images", train_images), ("data.val_images", val_images)):
             if isinstance(names, str) or not names:
                 raise ConfigError(f"{key} must be a non-empty list of names from {', '.join(SAMPLE_PHOTOS)}")
@@ -99,7 +120,7 @@ class SampleDataModule(CropDataModule):
         if overlap:
             raise ConfigError(f"{overlap} are in both data.train_images and data.val_images: the split is by image")
         self.train_images, self.val_images = list(train_images), list(val_images)
-        self.crop_size = check_int("data.crop_size", crop_size, 1)
+        self.crop_size = _crop_shape(crop_size)
         self.scale = check_number("data.scale", scale, 0, 1, open_minimum=True)
         self.samples_per_epoch = check_int("data.samples_per_epoch", samples_per_epoch, 1)
         self.max_val_crops_per_image = check_int("data.max_val_crops_per_image", max_val_crops_per_image, 1)
@@ -107,8 +128,8 @@ class SampleDataModule(CropDataModule):
     def build(self) -> tuple[Dataset, Dataset]:
         train = RandomCropDataset([sample_photo(n) for n in self.train_images], self.train_images,
                                   self.crop_size, self.samples_per_epoch, self.scale)
-        val = GridCropDataset([sample_photo(n) for n in self.val_images], self.val_images,
-                              self.crop_size, self.scale, self.max_val_crops_per_image)
+        val = _validation_set([sample_photo(n) for n in self.val_images], self.val_images, self.crop_size,
+                              self.scale, self.max_val_crops_per_image, self.val_full_images)
         return train, val
 
 
@@ -126,22 +147,25 @@ class FolderDataModule(CropDataModule):
 
     If `root` has `train/` and `val/` subfolders they are used; otherwise every
     ``round(1 / val_fraction)``-th image in sorted order is held out for validation.
-    Images are read from disk as they are needed.
+    Images are read from disk as they are needed. Validation takes centred crops, or the
+    whole images with `val_full_images`.
     """
 
     def __init__(
         self,
         root: str | None = None,
-        crop_size: int = 256,
+        crop_size: int | Sequence[int] = 256,
         scale: float = 1.0,
         samples_per_epoch: int = 1000,
         val_fraction: float = 0.1,
         max_val_crops_per_image: int = 1,
+        val_full_images: bool = False,
         **loader: int,
     ) -> None:
         super().__init__(**loader)
         self.root = root
-        self.crop_size = check_int("data.crop_size", crop_size, 1)
+        self.val_full_images = bool(val_full_images)
+        self.crop_size = _crop_shape(crop_size)
         self.scale = check_number("data.scale", scale, 0, 1, open_minimum=True)
         self.samples_per_epoch = check_int("data.samples_per_epoch", samples_per_epoch, 1)
         self.val_fraction = check_number("data.val_fraction", val_fraction, 0, 0.5, open_minimum=True)
@@ -170,7 +194,8 @@ class FolderDataModule(CropDataModule):
         names = [str(p) for p in train]
         return (
             RandomCropDataset(train, names, self.crop_size, self.samples_per_epoch, self.scale),
-            GridCropDataset(val, [str(p) for p in val], self.crop_size, self.scale, self.max_val_crops_per_image),
+            _validation_set(val, [str(p) for p in val], self.crop_size, self.scale, self.max_val_crops_per_image,
+                            self.val_full_images),
         )
 
 

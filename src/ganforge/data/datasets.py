@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from ganforge.errors import ConfigError, DataError
 from ganforge.data.images import image_size, load_rgb, resize
 
-__all__ = ["ImageSource", "RandomCropDataset", "GridCropDataset", "AlignedPairDataset", "to_tensor"]
+__all__ = ["ImageSource", "RandomCropDataset", "GridCropDataset", "FullImageDataset", "AlignedPairDataset", "to_tensor"]
 
 # An image in memory (uint8 (H, W, 3)) or a file read on demand.
 ImageSource = Union[np.ndarray, Path]
@@ -41,12 +41,13 @@ class _Images:
         image = self._memory[index]
         return image if image is not None else resize(load_rgb(self.sources[index]), self.scale)
 
-    def check_fits(self, index: int, size: tuple[int, int], crop_size: int) -> None:
-        """`size` is (height, width) after scaling."""
-        if min(size) < crop_size:
+    def check_fits(self, index: int, size: tuple[int, int], crop: tuple[int, int]) -> None:
+        """`size` and `crop` are (height, width), the size after scaling."""
+        if size[0] < crop[0] or size[1] < crop[1]:
+            shown = crop[0] if crop[0] == crop[1] else list(crop)
             raise DataError(
                 f"image {self.names[index]} is {size[1]}x{size[0]} after data.scale={self.scale}, smaller than "
-                f"data.crop_size={crop_size}: lower data.crop_size, raise data.scale, or remove the image"
+                f"data.crop_size={shown}: lower data.crop_size, raise data.scale, or remove the image"
             )
 
 
@@ -60,25 +61,29 @@ def _scaled_size(source: ImageSource, scale: float) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def _pair(crop: int | Sequence[int]) -> tuple[int, int]:
+    return (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[1]))
+
+
 class RandomCropDataset(Dataset):
-    """`length` random crops of `crop_size` per epoch, each from a random image, flipped
-    left-right with probability 1/2. Randomness comes from torch's generator, so
-    Lightning's seeding makes it repeatable and each worker gets its own stream."""
+    """`length` random crops of `crop` (a side, or (height, width)) per epoch, each from a
+    random image, flipped left-right with probability 1/2. Randomness comes from torch's
+    generator, so Lightning's seeding makes it repeatable and each worker gets its own stream."""
 
     def __init__(
         self,
         sources: Sequence[ImageSource],
         names: Sequence[str],
-        crop_size: int,
+        crop: int | Sequence[int],
         length: int,
         scale: float = 1.0,
         flip: bool = True,
     ) -> None:
         self.images = _Images(sources, names, scale)
-        self.crop_size, self.length, self.flip = crop_size, length, flip
+        self.crop, self.length, self.flip = _pair(crop), length, flip
         self.sizes = [_scaled_size(s, scale) for s in self.images.sources]
         for index, size in enumerate(self.sizes):
-            self.images.check_fits(index, size, crop_size)
+            self.images.check_fits(index, size, self.crop)
 
     def __len__(self) -> int:
         return self.length
@@ -86,10 +91,10 @@ class RandomCropDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         which = int(torch.randint(len(self.images), ()).item())
         image = self.images[which]
-        height, width = image.shape[:2]
-        top = int(torch.randint(height - self.crop_size + 1, ()).item())
-        left = int(torch.randint(width - self.crop_size + 1, ()).item())
-        crop = image[top : top + self.crop_size, left : left + self.crop_size]
+        (height, width), (crop_h, crop_w) = image.shape[:2], self.crop
+        top = int(torch.randint(height - crop_h + 1, ()).item())
+        left = int(torch.randint(width - crop_w + 1, ()).item())
+        crop = image[top : top + crop_h, left : left + crop_w]
         if self.flip and torch.rand(()).item() < 0.5:
             crop = crop[:, ::-1]
         return {"image": to_tensor(crop)}
@@ -97,25 +102,25 @@ class RandomCropDataset(Dataset):
 
 class GridCropDataset(Dataset):
     """Deterministic crops for validation: up to `max_per_image` non-overlapping crops of
-    `crop_size` per image, on a grid centred in the image."""
+    `crop` (a side, or (height, width)) per image, on a grid centred in the image."""
 
     def __init__(
         self,
         sources: Sequence[ImageSource],
         names: Sequence[str],
-        crop_size: int,
+        crop: int | Sequence[int],
         scale: float = 1.0,
         max_per_image: int = 16,
     ) -> None:
         self.images = _Images(sources, names, scale)
-        self.crop_size = crop_size
+        self.crop = crop_h, crop_w = _pair(crop)
         self.crops: list[tuple[int, int, int]] = []
         for index, source in enumerate(self.images.sources):
             height, width = _scaled_size(source, scale)
-            self.images.check_fits(index, (height, width), crop_size)
-            rows, cols = height // crop_size, width // crop_size
-            top0, left0 = (height - rows * crop_size) // 2, (width - cols * crop_size) // 2
-            cells = [(top0 + r * crop_size, left0 + c * crop_size) for r in range(rows) for c in range(cols)]
+            self.images.check_fits(index, (height, width), self.crop)
+            rows, cols = height // crop_h, width // crop_w
+            top0, left0 = (height - rows * crop_h) // 2, (width - cols * crop_w) // 2
+            cells = [(top0 + r * crop_h, left0 + c * crop_w) for r in range(rows) for c in range(cols)]
             # Spread the kept crops over the whole grid rather than taking the first rows.
             keep = np.linspace(0, len(cells) - 1, num=min(max_per_image, len(cells))).round().astype(int)
             self.crops.extend((index, *cells[k]) for k in sorted(set(keep.tolist())))
@@ -126,7 +131,23 @@ class GridCropDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         which, top, left = self.crops[index]
         image = self.images[which]
-        return {"image": to_tensor(image[top : top + self.crop_size, left : left + self.crop_size])}
+        return {"image": to_tensor(image[top : top + self.crop[0], left : left + self.crop[1]])}
+
+
+class FullImageDataset(Dataset):
+    """Each image whole (after `scale`), for validation at the images' own sizes; the
+    images differ in size, so load them with batch size 1."""
+
+    def __init__(self, sources: Sequence[ImageSource], names: Sequence[str], scale: float = 1.0) -> None:
+        self.images = _Images(sources, names, scale)
+        for source in self.images.sources:
+            _scaled_size(source, scale)  # reads a file's header: unreadable files are named now
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"image": to_tensor(self.images[index])}
 
 
 class AlignedPairDataset(Dataset):

@@ -3,6 +3,7 @@
 from ganforge.nn.act import ACT_KINDS, ActSpec, make_act
 from ganforge.nn.init import init_gan_weights
 from ganforge.nn.norm import NORM_KINDS, NormSpec, PixelNorm, make_norm, spectral_sigma
+from ganforge.nn.quantize import SoftToHardQuantizer
 
 __all__ = [
     "ACT_KINDS",
@@ -14,4 +15,5 @@ __all__ = [
     "PixelNorm",
     "make_norm",
     "spectral_sigma",
+    "SoftToHardQuantizer",
 ]

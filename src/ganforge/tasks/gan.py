@@ -9,11 +9,13 @@ clipping, the learning-rate decay, validation metrics, sample images) lives here
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
@@ -22,7 +24,7 @@ from ganforge.checks import check_choice, check_int, check_number
 from ganforge.errors import ConfigError
 from ganforge.losses import GANLoss, gradient_penalty, make_gan_loss
 
-__all__ = ["Example", "GANTask", "network_part"]
+__all__ = ["Example", "GANTask", "network_part", "pad_to_multiple"]
 
 
 @dataclass
@@ -68,6 +70,10 @@ class GANTask(L.LightningModule):
     lr_decay: {start_epoch, epochs}: constant learning rate until `start_epoch`, then a
         linear decay to 0 over `epochs` epochs (pix2pix's "linear" policy); epochs 0 = off.
     grad_clip: {value, algorithm}: clip each network's gradients (norm or value); null = off.
+    ema_decay: keep an exponential moving average of the generator's weights (its buffers,
+        such as batch-norm statistics, are copied) and validate and sample with it; null = off.
+        The decay is warmed up as min(decay, (1 + t) / (10 + t)) after t generator steps,
+        so early averages are not dominated by the initial weights.
     """
 
     generator: nn.Module
@@ -80,6 +86,7 @@ class GANTask(L.LightningModule):
         lr_decay: Mapping[str, Any] | None = None,
         grad_clip: Mapping[str, Any] | None = None,
         n_critic: int = 1,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -103,6 +110,8 @@ class GANTask(L.LightningModule):
             check_number("model.grad_clip.value", self.clip_value, 0, open_minimum=True)
         self.clip_algorithm = check_choice("model.grad_clip.algorithm", grad_clip["algorithm"], ("norm", "value"))
         self.n_critic = check_int("model.n_critic", n_critic, 1)
+        self.ema_decay = None if ema_decay is None else check_number("model.ema_decay", ema_decay, 0, 1, open_maximum=True)
+        self.generator_ema: nn.Module | None = None
         metrics = MetricCollection(
             {
                 "l1": MeanAbsoluteError(),
@@ -118,15 +127,33 @@ class GANTask(L.LightningModule):
     def prepare(self, batch: Mapping[str, torch.Tensor]) -> Example:
         raise NotImplementedError
 
-    def generate(self, example: Example) -> torch.Tensor:
+    def generate(self, example: Example, generator: nn.Module) -> torch.Tensor:
+        """The fake image for `example`, made by `generator` (the trained one or its average)."""
         raise NotImplementedError
 
     def discriminate(self, example: Example, image: torch.Tensor) -> Any:
+        """D's output for `image`: logits, or anything `adversarial_logits` reads logits from."""
         raise NotImplementedError
 
-    def generator_losses(self, example: Example, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Weighted extra terms of G's loss, by name (logged as train/loss_g_<name>)."""
+    def adversarial_logits(self, output: Any) -> Any:
+        """The logits (a tensor or a list per scale) in D's output."""
+        return output
+
+    def generator_losses(self, example: Example, fake: torch.Tensor, d_fake: Any, d_real: Any) -> dict[str, torch.Tensor]:
+        """Weighted extra terms of G's loss, by name (logged as train/loss_g_<name>).
+
+        d_fake is D's output for the fake (with graph), d_real D's output for the real
+        image from this batch's D step (detached), for losses such as feature matching.
+        """
         return {}
+
+    def after_generator_step(self) -> None:
+        """Called after each G step (e.g. to keep learnable parameters in shape)."""
+
+    @property
+    def multiple(self) -> int:
+        """Image sides the generator accepts are multiples of this; validation pads to it."""
+        return 1
 
     def to_rgb(self, example: Example, image: torch.Tensor) -> torch.Tensor:
         """A generated or real image in network units -> RGB in [0, 1], (N, 3, H, W)."""
@@ -135,6 +162,34 @@ class GANTask(L.LightningModule):
     def condition_rgb(self, example: Example) -> torch.Tensor | None:
         """The condition as an RGB picture for sample grids, if there is one."""
         return None
+
+    # ---- the generator's moving average ----------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        if self.ema_decay is not None and self.generator_ema is None:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+
+    @property
+    def inference_generator(self) -> nn.Module:
+        """The generator that validation, samples and prediction use."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.generator_ema is None:
+            return
+        t = float(self.ema_updates)
+        decay = min(self.ema_decay, (1 + t) / (10 + t))
+        for average, current in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            average.lerp_(current.detach(), 1 - decay)
+        for average, current in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            average.copy_(current)
+        self.ema_updates += 1
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Build the average before Lightning loads its weights into it.
+        self.setup("fit")
 
     # ---- training --------------------------------------------------------------------
 
@@ -162,15 +217,17 @@ class GANTask(L.LightningModule):
         example = self.prepare(batch)
         train_generator = (batch_idx + 1) % self.n_critic == 0
         with torch.set_grad_enabled(train_generator):
-            fake = self.generate(example)
+            fake = self.generate(example, self.generator)
 
         self.toggle_optimizer(opt_d)
-        real_logits = self.discriminate(example, example.real)
-        fake_logits = self.discriminate(example, fake.detach())
-        loss_d = self.gan_loss.discriminator(real_logits, fake_logits)
+        d_real = self.discriminate(example, example.real)
+        d_fake = self.discriminate(example, fake.detach())
+        loss_d = self.gan_loss.discriminator(self.adversarial_logits(d_real), self.adversarial_logits(d_fake))
         logs = {"train/loss_d_adv": loss_d.detach()}
         if self.gan_loss.gradient_penalty_weight > 0:
-            penalty = gradient_penalty(lambda x: self.discriminate(example, x), example.real, fake)
+            penalty = gradient_penalty(
+                lambda x: self.adversarial_logits(self.discriminate(example, x)), example.real, fake
+            )
             logs["train/loss_d_gp"] = penalty.detach()
             loss_d = loss_d + self.gan_loss.gradient_penalty_weight * penalty
         self._step(opt_d, loss_d)
@@ -179,11 +236,14 @@ class GANTask(L.LightningModule):
 
         if train_generator:
             self.toggle_optimizer(opt_g)
-            loss_adv = self.gan_loss.generator(self.discriminate(example, fake))
-            extras = self.generator_losses(example, fake)
+            d_fake = self.discriminate(example, fake)
+            loss_adv = self.gan_loss.generator(self.adversarial_logits(d_fake))
+            extras = self.generator_losses(example, fake, d_fake, _detached(d_real))
             loss_g = loss_adv + sum(extras.values())
             self._step(opt_g, loss_g)
             self.untoggle_optimizer(opt_g)
+            self.after_generator_step()
+            self._update_ema()
             logs["train/loss_g"] = loss_g.detach()
             logs["train/loss_g_adv"] = loss_adv.detach()
             logs.update({f"train/loss_g_{name}": value.detach() for name, value in extras.items()})
@@ -204,14 +264,16 @@ class GANTask(L.LightningModule):
     # ---- validation ------------------------------------------------------------------
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        batch, (height, width) = pad_to_multiple(batch, self.multiple)
         example = self.prepare(batch)
-        fake = self.generate(example)
-        fake_rgb, real_rgb = self.to_rgb(example, fake), self.to_rgb(example, example.real)
+        fake = self.generate(example, self.inference_generator)
+        fake_rgb = self.to_rgb(example, fake)[..., :height, :width].contiguous()
+        real_rgb = self.to_rgb(example, example.real)[..., :height, :width].contiguous()
         self.val_metrics.update(fake_rgb, real_rgb)
-        self.extra_validation(example, real_rgb)
+        self.extra_validation(example, fake_rgb, real_rgb)
 
-    def extra_validation(self, example: Example, real_rgb: torch.Tensor) -> None:
-        """A hook for family-specific validation metrics."""
+    def extra_validation(self, example: Example, fake_rgb: torch.Tensor, real_rgb: torch.Tensor) -> None:
+        """A hook for family-specific validation metrics (images cropped back to size)."""
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute(), prog_bar=False)
@@ -222,12 +284,35 @@ class GANTask(L.LightningModule):
     @torch.no_grad()
     def sample_images(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """RGB rows for a sample grid: input (if any), output, target; each (N, 3, H, W)."""
+        batch, (height, width) = pad_to_multiple(batch, self.multiple)
         example = self.prepare(batch)
-        fake = self.generate(example)
+        fake = self.generate(example, self.inference_generator)
         rows = {}
         condition = self.condition_rgb(example)
         if condition is not None:
             rows["input"] = condition
         rows["output"] = self.to_rgb(example, fake)
         rows["target"] = self.to_rgb(example, example.real)
-        return rows
+        return {name: row[..., :height, :width] for name, row in rows.items()}
+
+
+def _detached(output: Any) -> Any:
+    if isinstance(output, torch.Tensor):
+        return output.detach()
+    if isinstance(output, (list, tuple)):
+        return type(output)(_detached(o) for o in output)
+    return output
+
+
+def pad_to_multiple(batch: Mapping[str, torch.Tensor], multiple: int) -> tuple[dict[str, torch.Tensor], tuple[int, int]]:
+    """Pad every image in `batch` on the bottom and right to sides that are multiples of
+    `multiple` (mirror padding, or edge replication where the image is too small to
+    mirror); returns the padded batch and the original (height, width) to crop back to."""
+    first = next(iter(batch.values()))
+    height, width = first.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not (pad_h or pad_w):
+        return dict(batch), (height, width)
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    padded = {key: F.pad(value, (0, pad_w, 0, pad_h), mode=mode) for key, value in batch.items()}
+    return padded, (height, width)

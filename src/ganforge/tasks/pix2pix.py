@@ -72,13 +72,17 @@ class Pix2PixTask(GANTask):
             raise ConfigError("this pix2pix model translates pairs, but the data gives single images: use data=paired")
         return Example(condition=batch["input"] * 2 - 1, real=batch["target"] * 2 - 1)
 
-    def generate(self, example: Example) -> torch.Tensor:
-        return self.generator(example.condition)
+    def generate(self, example: Example, generator: torch.nn.Module) -> torch.Tensor:
+        return generator(example.condition)
 
     def discriminate(self, example: Example, image: torch.Tensor) -> torch.Tensor:
         return self.discriminator(torch.cat([example.condition, image], dim=1))
 
-    def generator_losses(self, example: Example, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    @property
+    def multiple(self) -> int:
+        return self.generator.multiple
+
+    def generator_losses(self, example: Example, fake: torch.Tensor, d_fake, d_real) -> dict[str, torch.Tensor]:
         if self.lambda_l1 == 0:
             return {}
         return {"l1": self.lambda_l1 * F.l1_loss(fake, example.real)}
@@ -93,10 +97,11 @@ class Pix2PixTask(GANTask):
             return ((example.condition + 1) / 2).clamp(0, 1).expand(-1, 3, -1, -1)
         return ((example.condition + 1) / 2).clamp(0, 1)
 
-    def extra_validation(self, example: Example, real_rgb: torch.Tensor) -> None:
+    def extra_validation(self, example: Example, fake_rgb: torch.Tensor, real_rgb: torch.Tensor) -> None:
         # For colorization, the grey picture (ab = 0) is the bar a useful model must clear.
         if self.data_kind == "images":
-            self.gray_psnr.update(self.to_rgb(example, torch.zeros_like(example.real)), real_rgb)
+            grey = self.to_rgb(example, torch.zeros_like(example.real))[..., : real_rgb.shape[-2], : real_rgb.shape[-1]]
+            self.gray_psnr.update(grey, real_rgb)
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
