@@ -3,8 +3,10 @@ TensorFlow code (Justin-Tan/generative-compression, network.py, `quantizer`), wh
 stacks L copies of w, takes |w - c| of the stack, a softmax over it and an einsum.
 
 Measures forward + backward on a (8, 8, 64, 128) float32 tensor with L=5 centers:
-median time over repeats, and peak extra memory (the most bytes held at once beyond
-the input, from the profiler's allocation records). Prints JSON.
+median time over repeats, and peak extra memory: the rise of the process's resident-set
+high-water mark (Linux VmHWM, reset just before the step) over its resident size before
+it, in a fresh process per variant, with glibc's mmap threshold fixed at 64 KiB so that
+every large tensor is returned to the system when freed. Prints JSON.
 
     python bench/quantizer.py [--repeats 20] [--shape 8 8 64 128]
 """
@@ -13,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
 from ganforge.nn import SoftToHardQuantizer
 
@@ -49,17 +54,38 @@ def median_seconds(fn, w: torch.Tensor, repeats: int) -> float:
     return statistics.median(times)
 
 
-def peak_extra_bytes(fn, w: torch.Tensor) -> int:
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def measure_memory_here(variant: str, shape: list[int], temperature: float) -> int:
+    """Peak extra bytes of one forward + backward of `variant`, in this process."""
+    torch.manual_seed(0)
+    w = (torch.randn(*shape) * 2).requires_grad_(True)
+    fn = variants(temperature)[variant]
+    for _ in range(2):
         step(fn, w)
-    events = sorted(
-        (e for e in prof.events() if e.name == "[memory]"), key=lambda e: e.time_range.start
-    )
-    held = peak = 0
-    for event in events:
-        held += event.cpu_memory_usage
-        peak = max(peak, held)
-    return peak
+    before = _status_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark
+    step(fn, w)
+    return (_status_kib("VmHWM") - before) * 1024
+
+
+def peak_extra_bytes(variant: str, shape: list[int], temperature: float) -> int:
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    command = [sys.executable, __file__, "--memory-of", variant, "--temperature", str(temperature),
+               "--shape", *map(str, shape)]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    return int(output.strip().splitlines()[-1])
+
+
+def variants(temperature: float) -> dict:
+    quantizer = SoftToHardQuantizer([-2, -1, 0, 1, 2], temperature=temperature)
+    centers = quantizer.centers
+    return {"ours": quantizer, "literal_translation": lambda x: literal_translation(x, centers, temperature)}
 
 
 def main() -> None:
@@ -67,15 +93,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--shape", type=int, nargs="+", default=[8, 8, 64, 128])
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--memory-of", choices=["ours", "literal_translation"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_of:
+        print(measure_memory_here(args.memory_of, args.shape, args.temperature))
+        return
 
     torch.manual_seed(0)
     w = (torch.randn(*args.shape) * 2).requires_grad_(True)
-    quantizer = SoftToHardQuantizer([-2, -1, 0, 1, 2], temperature=args.temperature)
-    centers = quantizer.centers
-
-    ours = quantizer
-    original = lambda x: literal_translation(x, centers, args.temperature)  # noqa: E731
+    functions = variants(args.temperature)
+    ours, original = functions["ours"], functions["literal_translation"]
+    centers = ours.centers
     # Both give the same values (the nearest centers) and the same gradients.
     same_values = torch.equal(ours(w), original(w))
     g_ours = torch.autograd.grad(ours(w).sum(), w)[0]
@@ -88,10 +116,10 @@ def main() -> None:
         "max_gradient_difference": (g_ours - g_original).abs().max().item(),
         "input_bytes": w.numel() * w.element_size(),
     }
-    for name, fn in (("ours", ours), ("literal_translation", original)):
+    for name, fn in functions.items():
         results[name] = {
             "median_seconds": median_seconds(fn, w, args.repeats),
-            "peak_extra_bytes": peak_extra_bytes(fn, w),
+            "peak_extra_bytes": peak_extra_bytes(name, args.shape, args.temperature),
         }
     results["speedup"] = results["literal_translation"]["median_seconds"] / results["ours"]["median_seconds"]
     results["memory_ratio"] = results["ours"]["peak_extra_bytes"] / results["literal_translation"]["peak_extra_bytes"]

@@ -24,7 +24,10 @@ def test_default_is_the_cpu_pix2pix_colorization_demo():
     cfg = composed()
     assert cfg.model._target_ == "ganforge.tasks.Pix2PixTask"
     assert cfg.data._target_ == "ganforge.data.SampleDataModule"
-    assert (cfg.norm.kind, cfg.act.kind, cfg.gan_loss.kind) == ("batch", "paper", "vanilla")
+    # The CPU demo model brings instance norm; the paper-size pix2pix keeps batch norm.
+    assert (cfg.norm.kind, cfg.act.kind, cfg.gan_loss.kind) == ("instance", "paper", "vanilla")
+    assert composed("model=pix2pix").norm.kind == "batch"
+    assert composed("norm=batch").model.norm.kind == "batch"
     assert set(cfg.logger) == {"wandb", "csv"} and cfg.logger.wandb.offline is True
 
 

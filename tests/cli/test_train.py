@@ -27,7 +27,7 @@ def test_a_run_folder_holds_config_checkpoints_metrics_samples_and_wandb(tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     [run] = run_folders(tmp_path)
     config = OmegaConf.load(run / "config.yaml")
-    assert config.norm.kind == "batch" and config.paths.output_dir == str(run)  # resolved, not ${...}
+    assert config.norm.kind == "instance" and config.paths.output_dir == str(run)  # resolved, not ${...}
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
     rows = read_metrics(run)
     psnr = column(rows, "val/psnr")
@@ -37,7 +37,7 @@ def test_a_run_folder_holds_config_checkpoints_metrics_samples_and_wandb(tmp_pat
     offline = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline) == 1 and offline[0].stat().st_size > 0
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert last["hyper_parameters"]["norm"]["kind"] == "batch"
+    assert last["hyper_parameters"]["norm"]["kind"] == "instance"
     assert last["epoch"] == 1  # the second, final epoch
     best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
     [state] = [v for k, v in best["callbacks"].items() if "val/psnr" in k]
@@ -178,3 +178,14 @@ def test_compression_bad_input_is_one_clear_line(tmp_path, overrides, message):
     result = run_train(*COMPRESSION_TINY, *overrides, log_dir=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_compression_trains_on_a_folder_of_images(tmp_path, image_folder):
+    overrides = [o for o in COMPRESSION_TINY if not o.startswith(("data.scale", "data.samples_per_epoch"))]
+    result = run_train(*overrides, "data=folder", f"data.root={image_folder}", "data.num_workers=0",
+                       "data.samples_per_epoch=4", log_dir=tmp_path / "logs")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = run_folders(tmp_path / "logs")
+    assert OmegaConf.load(run / "config.yaml").data.val_full_images is True
+    assert len(column(read_metrics(run), "val/psnr")) == 2

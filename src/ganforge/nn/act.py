@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from torch import nn
 
 from ganforge.checks import check_number
 from ganforge.errors import ConfigError
+from ganforge.nn.spec import merge_spec
 
 __all__ = ["ACT_KINDS", "ActSpec", "make_act"]
 
@@ -44,19 +45,7 @@ class ActSpec:
         kind = spec.get("kind") if isinstance(spec, Mapping) else spec
         if spec is None or kind == "paper":
             return default
-        if isinstance(spec, ActSpec):
-            return spec
-        if isinstance(spec, str):
-            return cls(spec, default.slope, default.alpha)
-        if isinstance(spec, Mapping):
-            known = {f.name for f in fields(cls)}
-            unknown = sorted(set(spec) - known)
-            if unknown:
-                raise ConfigError(f"unknown act option(s) {unknown}: the options are {sorted(known)}")
-            values = {f.name: getattr(default, f.name) for f in fields(cls)}
-            values.update(spec)
-            return cls(**values)
-        raise ConfigError(f"an activation must be a name such as 'relu' or a mapping with 'kind', got {spec!r}")
+        return merge_spec(cls, spec, default, "act")
 
     def layer(self) -> nn.Module:
         return make_act(self.kind, slope=self.slope, alpha=self.alpha)

@@ -11,7 +11,7 @@ followed by ``spec.layer(channels)``; the two calls together give the chosen kin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
@@ -20,6 +20,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ganforge.checks import check_int, check_number
 from ganforge.errors import ConfigError
+from ganforge.nn.spec import merge_spec
 
 __all__ = ["NORM_KINDS", "NormSpec", "PixelNorm", "make_norm", "spectral_sigma"]
 
@@ -76,21 +77,7 @@ class NormSpec:
         per-network ``model.discriminator.norm=spectral`` keeps the global options.
         """
         base = default if default is not None else cls()
-        if spec is None:
-            return base
-        if isinstance(spec, NormSpec):
-            return spec
-        if isinstance(spec, str):
-            return cls(spec, base.n_power_iterations, base.eps)
-        if isinstance(spec, Mapping):
-            known = {f.name for f in fields(cls)}
-            unknown = sorted(set(spec) - known)
-            if unknown:
-                raise ConfigError(f"unknown norm option(s) {unknown}: the options are {sorted(known)}")
-            values = {f.name: getattr(base, f.name) for f in fields(cls)}
-            values.update(spec)
-            return cls(**values)
-        raise ConfigError(f"a norm must be a name such as 'batch' or a mapping with 'kind', got {spec!r}")
+        return base if spec is None else merge_spec(cls, spec, base, "norm")
 
     @property
     def conv_bias(self) -> bool:

@@ -10,8 +10,8 @@ For centers c_1 < ... < c_L and temperature T, each element w is mapped to
 and the quantizer's output q(w) has the value of hard(w) and the gradient of soft(w):
 the straight-through estimator, with no rounding anywhere in the gradient path.
 
-Neither path builds L copies of w. The nearest center comes from a binary search over
-the midpoints between centers. The soft value and its gradients use the fact that, for
+Neither path builds L copies of w. The nearest center comes from counting the
+midpoints between centers that lie below w. The soft value and its gradients use the fact that, for
 w between neighbouring centers c_k <= w < c_k+1, every |w - c_j| is either
 (w - c_k) + (c_k - c_j) or (c_k+1 - w) + (c_j - c_k+1): the sums over j become two
 exponentials of w times per-interval constants, so the cost per element does not grow
@@ -31,50 +31,76 @@ from ganforge.errors import ConfigError
 __all__ = ["SoftToHardQuantizer", "soft_assignment_reference"]
 
 
-def _interval_tables(centers: torch.Tensor, temperature: float) -> dict[str, torch.Tensor]:
-    """Per-interval constants for intervals k = 0..L, interval k lying between
-    padded centers k-1 and k (padding -inf before and +inf after the sorted centers).
+# Elements are processed in chunks of this many, so the temporaries stay small (and in
+# cache) whatever the size of w.
+CHUNK = 1 << 16
 
-    below[k] = sum_{j<k} exp(-(c_{k-1} - c_j) / T)        (the centers at or below the interval)
-    below_c[k] = the same sum with each term times c_j
-    above[k] = sum_{j>=k} exp(-(c_j - c_k) / T)          (the centers above the interval)
-    above_c[k] = the same with c_j
-    Also the padded centers themselves (lower[k] = c_{k-1}, upper[k] = c_k) and, for the
-    gradients with respect to the centers, nothing else: those are summed per center.
+
+def _interval_tables(centers: torch.Tensor, temperature: float, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Per-interval constants for the L + 1 intervals between the sorted centers, interval
+    k lying between c_{k-1} and c_k (c_{-1} = -inf, c_L = +inf).
+
+    For w in interval k let d = w - c_{k-1} and e = c_k - w, t = d - e = 2w - (c_{k-1} + c_k),
+    and scale by the nearest distance min(d, e), so a = exp(-relu(t) / T) and
+    b = exp(-relu(-t) / T), one of which is 1. Then with
+        below[k]   = sum_{j<k}  exp(-(c_{k-1} - c_j) / T),   below_c[k] = the same with c_j *
+        above[k]   = sum_{j>=k} exp(-(c_j - c_k) / T),       above_c[k] = the same with c_j *
+    the soft assignment is soft = (a below_c + b above_c) / S with S = a below + b above, and
+    d soft / dw = exp(-|t| / T) * slope[k] / S^2, slope[k] = 2 (above_c below - below_c above) / T.
+    Computed in float64, returned in `dtype`.
     """
-    count = centers.numel()
-    dtype = torch.float64 if centers.dtype == torch.float64 else torch.float32
-    c = centers.detach().to(dtype)
-    inf = torch.tensor([float("inf")], dtype=dtype, device=c.device)
-    lower = torch.cat([-inf, c])
-    upper = torch.cat([c, inf])
-    below = torch.zeros(count + 1, dtype=dtype, device=c.device)
-    below_c = torch.zeros_like(below)
-    above = torch.zeros_like(below)
-    above_c = torch.zeros_like(below)
+    c = centers.detach().to(torch.float64)
+    count = c.numel()
+    inf = torch.tensor([float("inf")], dtype=torch.float64, device=c.device)
+    below = torch.zeros(count + 1, dtype=torch.float64, device=c.device)
+    below_c, above, above_c = torch.zeros_like(below), torch.zeros_like(below), torch.zeros_like(below)
     for k in range(1, count + 1):
         weights = torch.exp(-(c[k - 1] - c[:k]) / temperature)
         below[k], below_c[k] = weights.sum(), (weights * c[:k]).sum()
     for k in range(count):
         weights = torch.exp(-(c[k:] - c[k]) / temperature)
         above[k], above_c[k] = weights.sum(), (weights * c[k:]).sum()
-    return {"lower": lower, "upper": upper, "below": below, "below_c": below_c, "above": above, "above_c": above_c}
+    tables = {
+        "ends": torch.cat([-inf, c]) + torch.cat([c, inf]),  # c_{k-1} + c_k
+        "below": below,
+        "below_c": below_c,
+        "above": above,
+        "above_c": above_c,
+        "slope": 2 * (above_c * below - below_c * above) / temperature,
+        "upper": c,  # an element's interval is how many centers lie at or below it
+    }
+    return {name: table.to(dtype) for name, table in tables.items()}
 
 
-def _soft_parts(w: torch.Tensor, tables: dict[str, torch.Tensor], temperature: float):
-    """For each element: interval index, the two scaled exponentials a, b (the larger is 1),
-    the normalizer S = a * below + b * above, and soft = (a * below_c + b * above_c) / S."""
-    interval = torch.bucketize(w.detach(), tables["upper"][:-1], right=True, out_int32=True)
-    x = w.detach().to(tables["lower"].dtype)
-    to_lower = x - tables["lower"][interval]  # >= 0, inf in the first interval
-    to_upper = tables["upper"][interval] - x  # > 0, inf in the last interval
-    nearest = torch.minimum(to_lower, to_upper)
-    a = torch.exp((nearest - to_lower) / temperature)
-    b = torch.exp((nearest - to_upper) / temperature)
-    del to_lower, to_upper, nearest
-    normalizer = a * tables["below"][interval] + b * tables["above"][interval]
-    soft = (a * tables["below_c"][interval] + b * tables["above_c"][interval]) / normalizer
+def _rank(x: torch.Tensor, edges: Sequence[float], inclusive: bool) -> torch.Tensor:
+    """How many of the sorted `edges` lie below each element (at or below if `inclusive`),
+    as int32. L comparisons: for a handful of centers this beats a binary search
+    (torch.bucketize) several times over on a CPU."""
+    compare = torch.ge if inclusive else torch.gt
+    rank = compare(x, edges[0]).to(torch.int32)
+    for edge in edges[1:]:
+        rank += compare(x, edge)
+    return rank
+
+
+def _soft_chunk(x: torch.Tensor, tables: dict[str, torch.Tensor], temperature: float):
+    """For a 1-D chunk: interval index, the scaled weights a, b, the normalizer S, and soft."""
+    interval = _rank(x, tables["upper"].tolist(), inclusive=True)
+
+    def take(name: str) -> torch.Tensor:
+        return tables[name].index_select(0, interval)
+
+    t = take("ends").neg_().add_(x, alpha=2.0)
+    a = t.clamp_min(0).div_(-temperature).exp_()
+    b = t.clamp_max_(0).div_(temperature).exp_()  # t is spent from here on
+    normalizer = take("below").mul_(a).add_(take("above").mul_(b))
+    soft = take("below_c").mul_(a).add_(take("above_c").mul_(b)).div_(normalizer)
     return interval, a, b, normalizer, soft
+
+
+def _chunks(n: int):
+    for start in range(0, n, CHUNK):
+        yield slice(start, min(start + CHUNK, n))
 
 
 class _SoftToHard(torch.autograd.Function):
@@ -85,38 +111,50 @@ class _SoftToHard(torch.autograd.Function):
     def forward(ctx, w, centers, temperature, hard):
         ctx.temperature = temperature
         ctx.save_for_backward(w, centers)
+        flat = w.detach().reshape(-1)
+        out = torch.empty_like(flat)
+        values = centers.detach().to(w.dtype)
         if hard:
-            midpoints = (centers[1:] + centers[:-1]) / 2
-            # right=False: a value exactly on a midpoint goes to the lower center.
-            return centers.detach()[torch.bucketize(w.detach(), midpoints.detach(), out_int32=True)].to(w.dtype)
-        tables = _interval_tables(centers, temperature)
-        return _soft_parts(w, tables, temperature)[-1].to(w.dtype)
+            # Strictly above a midpoint moves up: a value exactly on one goes to the lower center.
+            midpoints = ((values[1:] + values[:-1]) / 2).tolist()
+            for part in _chunks(flat.numel()):
+                out[part] = values.index_select(0, _rank(flat[part], midpoints, inclusive=False))
+        else:
+            tables = _interval_tables(centers, temperature, w.dtype)
+            for part in _chunks(flat.numel()):
+                out[part] = _soft_chunk(flat[part], tables, temperature)[-1]
+        return out.view_as(w)
 
     @staticmethod
     def backward(ctx, grad_output):
         w, centers = ctx.saved_tensors
         temperature = ctx.temperature
-        tables = _interval_tables(centers, temperature)
-        interval, a, b, normalizer, soft = _soft_parts(w, tables, temperature)
-        grad_w = grad_c = None
-        g = grad_output.to(soft.dtype)
-        if ctx.needs_input_grad[0]:
-            # d soft / dw = [(-a*below_c + b*above_c) - soft * (-a*below + b*above)] / (T * S)
-            numerator = b * (tables["above_c"][interval] - soft * tables["above"][interval])
-            numerator -= a * (tables["below_c"][interval] - soft * tables["below"][interval])
-            grad_w = (g * numerator / (temperature * normalizer)).to(w.dtype)
-            del numerator
-        if ctx.needs_input_grad[1]:
-            # d soft / d c_j = p_j * (1 + (c_j - soft) * sign(w - c_j) / T), p_j = softmax weight.
-            # One pass per center: L is small, and each pass is a few tensors the size of w.
-            x = w.detach().to(soft.dtype)
-            nearest = torch.minimum(x - tables["lower"][interval], tables["upper"][interval] - x)
-            grads = []
-            for c in centers.detach().to(soft.dtype):
-                p = torch.exp((nearest - (x - c).abs()) / temperature) / normalizer
-                grads.append((g * p * (1 + (c - soft) * torch.sign(x - c) / temperature)).sum())
-            grad_c = torch.stack(grads).to(centers.dtype)
-        return grad_w, grad_c, None, None
+        tables = _interval_tables(centers, temperature, w.dtype)
+        flat, grad_flat = w.detach().reshape(-1), grad_output.reshape(-1)
+        need_w, need_c = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_w = torch.empty_like(flat) if need_w else None
+        grad_c = torch.zeros(centers.numel(), dtype=torch.float64, device=w.device) if need_c else None
+        values = centers.detach().to(w.dtype)
+        for part in _chunks(flat.numel()):
+            x, g = flat[part], grad_flat[part]
+            interval, a, b, normalizer, soft = _soft_chunk(x, tables, temperature)
+            if need_w:
+                # a * b = exp(-|t| / T)
+                grad_w[part] = a.mul_(b).mul_(tables["slope"].index_select(0, interval)).div_(normalizer).div_(normalizer).mul_(g)
+            if need_c:
+                # d soft / d c_j = p_j * (1 + (c_j - soft) * sign(w - c_j) / T), with the
+                # softmax weight p_j = exp(-(|w - c_j| - nearest) / T) / S.
+                nearest = _nearest_distance(x, values)
+                for j, c in enumerate(values):
+                    p = (x - c).abs_().neg_().add_(nearest).div_(temperature).exp_().div_(normalizer)
+                    term = (c - soft).mul_(torch.sign(x - c)).div_(temperature).add_(1).mul_(p).mul_(g)
+                    grad_c[j] += term.sum(dtype=torch.float64)
+        return (grad_w.view_as(w) if need_w else None), (grad_c.to(centers.dtype) if need_c else None), None, None
+
+
+def _nearest_distance(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    midpoints = ((values[1:] + values[:-1]) / 2).tolist()
+    return (x - values.index_select(0, _rank(x, midpoints, inclusive=False))).abs_()
 
 
 def soft_assignment_reference(w: torch.Tensor, centers: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -177,7 +215,7 @@ class SoftToHardQuantizer(nn.Module):
 
     def indices(self, w: torch.Tensor) -> torch.Tensor:
         centers = self.centers.detach()
-        return torch.bucketize(w.detach(), (centers[1:] + centers[:-1]) / 2)
+        return _rank(w.detach(), ((centers[1:] + centers[:-1]) / 2).tolist(), inclusive=False).long()
 
     def extra_repr(self) -> str:
         centers = ", ".join(f"{c:g}" for c in self.centers.tolist())
