@@ -32,8 +32,8 @@ def image_grid(rows: Sequence[torch.Tensor], padding: int = 2) -> np.ndarray:
 class SampleGrid(L.Callback):
     """Every `every_n_steps` training batches, and at the end of training, run the
     generator in eval mode on the first `num_images` validation examples and write
-    ``dirpath/step_<batches>.png`` (rows: input | output | target); the image also goes
-    to the W&B or TensorBoard logger when one is active."""
+    ``dirpath/step_<batches done>.png`` (rows: input | output | target); the image also
+    goes to the W&B or TensorBoard logger when one is active."""
 
     def __init__(self, dirpath: str, every_n_steps: int = 100, num_images: int = 8) -> None:
         self.dirpath = Path(dirpath)
@@ -51,8 +51,8 @@ class SampleGrid(L.Callback):
             self._batch = {key: torch.stack([e[key] for e in examples]) for key in examples[0]}
         return self._batch
 
-    def write(self, trainer: L.Trainer, task: Any) -> Path | None:
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+    def write(self, trainer: L.Trainer, task: Any, step: int) -> Path | None:
+        """Write the grid for `step` training batches done (once per step, on rank 0)."""
         if step == self._last_written or not trainer.is_global_zero:
             return None
         batch = self._fixed_batch(trainer)
@@ -79,9 +79,10 @@ class SampleGrid(L.Callback):
         return path
 
     def on_train_batch_end(self, trainer: L.Trainer, task: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
-        if self.every_n_steps > 0 and step % self.every_n_steps == 0:
-            self.write(trainer, task)
+        # Lightning counts this batch only after the hook: done = counter + 1.
+        done = trainer.fit_loop.epoch_loop._batches_that_stepped + 1
+        if self.every_n_steps > 0 and done % self.every_n_steps == 0:
+            self.write(trainer, task, done)
 
     def on_train_end(self, trainer: L.Trainer, task: Any) -> None:
-        self.write(trainer, task)
+        self.write(trainer, task, trainer.fit_loop.epoch_loop._batches_that_stepped)

@@ -9,28 +9,33 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-# A model and data small enough that one epoch takes a second on a CPU.
-TINY = [
+# A model small enough that one epoch takes a second on a CPU ...
+TINY_MODEL = [
     "model.generator.num_downs=5",
     "model.generator.ngf=4",
     "model.discriminator.ndf=4",
     "model.discriminator.n_layers=2",
+    "trainer.max_epochs=1",
+    "callbacks.sample_grid.every_n_steps=1",
+    "callbacks.sample_grid.num_images=2",
+    "~callbacks.model_summary",
+]
+# ... on a few small crops of the bundled photos.
+TINY = TINY_MODEL + [
     "data.crop_size=32",
     "data.scale=0.25",
     "data.samples_per_epoch=8",
     "data.batch_size=4",
     "data.max_val_crops_per_image=2",
-    "trainer.max_epochs=1",
-    "callbacks.sample_grid.every_n_steps=1",
-    "callbacks.sample_grid.num_images=2",
-    "~callbacks.model_summary",
 ]
 
 
 def run_train(*overrides: str, log_dir: Path, logger: str = "csv", env: dict | None = None,
               timeout: int = 600) -> subprocess.CompletedProcess:
     """`python train.py` with `overrides`, writing under `log_dir`."""
-    command = [sys.executable, str(REPO / "train.py"), f"paths.log_dir={log_dir}", f"logger={logger}", *overrides]
+    flags = [o for o in overrides if o.startswith("-")]  # -m must come before the overrides
+    overrides = [o for o in overrides if not o.startswith("-")]
+    command = [sys.executable, str(REPO / "train.py"), *flags, f"paths.log_dir={log_dir}", f"logger={logger}", *overrides]
     environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
     environment.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)

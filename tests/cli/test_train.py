@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from tests.cli.helpers import TINY, run_folders, run_train
+from tests.cli.helpers import TINY, TINY_MODEL, run_folders, run_train
 from tests.conftest import write_image
 
 
@@ -78,9 +78,9 @@ def test_each_gan_loss_trains_from_the_command_line(tmp_path, loss):
 
 @pytest.mark.slow
 def test_paired_folder_trains_with_tensorboard(tmp_path, paired_folder):
-    result = run_train(*TINY, "data=paired", f"data.root={paired_folder}", "data.load_size=36", "data.batch_size=2",
-                       "data.num_workers=0", "~data.samples_per_epoch", "~data.scale", "~data.max_val_crops_per_image",
-                       "data.direction=BtoA", log_dir=tmp_path / "logs", logger="tensorboard")
+    result = run_train(*TINY_MODEL, "data=paired", f"data.root={paired_folder}", "data.crop_size=32",
+                       "data.load_size=36", "data.batch_size=2", "data.num_workers=0", "data.direction=BtoA",
+                       log_dir=tmp_path / "logs", logger="tensorboard")
     assert result.returncode == 0, result.stderr[-3000:]
     [run] = run_folders(tmp_path / "logs")
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))

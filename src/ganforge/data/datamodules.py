@@ -84,6 +84,10 @@ def _crop_shape(value) -> tuple[int, int]:
     return side, side
 
 
+def _val_scale(value, scale: float) -> float:
+    return scale if value is None else check_number("data.val_scale", value, 0, 1, open_minimum=True)
+
+
 def _validation_set(sources, names, crop_size, scale: float, max_crops: int, full: bool) -> Dataset:
     if full:
         return FullImageDataset(sources, names, scale)
@@ -107,6 +111,7 @@ class SampleDataModule(CropDataModule):
         samples_per_epoch: int = 800,
         max_val_crops_per_image: int = 16,
         val_full_images: bool = False,
+        val_scale: float | None = None,
         **loader: int,
     ) -> None:
         super().__init__(**loader)
@@ -122,6 +127,7 @@ class SampleDataModule(CropDataModule):
         self.train_images, self.val_images = list(train_images), list(val_images)
         self.crop_size = _crop_shape(crop_size)
         self.scale = check_number("data.scale", scale, 0, 1, open_minimum=True)
+        self.val_scale = _val_scale(val_scale, self.scale)
         self.samples_per_epoch = check_int("data.samples_per_epoch", samples_per_epoch, 1)
         self.max_val_crops_per_image = check_int("data.max_val_crops_per_image", max_val_crops_per_image, 1)
 
@@ -129,7 +135,7 @@ class SampleDataModule(CropDataModule):
         train = RandomCropDataset([sample_photo(n) for n in self.train_images], self.train_images,
                                   self.crop_size, self.samples_per_epoch, self.scale)
         val = _validation_set([sample_photo(n) for n in self.val_images], self.val_images, self.crop_size,
-                              self.scale, self.max_val_crops_per_image, self.val_full_images)
+                              self.val_scale, self.max_val_crops_per_image, self.val_full_images)
         return train, val
 
 
@@ -160,6 +166,7 @@ class FolderDataModule(CropDataModule):
         val_fraction: float = 0.1,
         max_val_crops_per_image: int = 1,
         val_full_images: bool = False,
+        val_scale: float | None = None,
         **loader: int,
     ) -> None:
         super().__init__(**loader)
@@ -167,6 +174,7 @@ class FolderDataModule(CropDataModule):
         self.val_full_images = bool(val_full_images)
         self.crop_size = _crop_shape(crop_size)
         self.scale = check_number("data.scale", scale, 0, 1, open_minimum=True)
+        self.val_scale = _val_scale(val_scale, self.scale)
         self.samples_per_epoch = check_int("data.samples_per_epoch", samples_per_epoch, 1)
         self.val_fraction = check_number("data.val_fraction", val_fraction, 0, 0.5, open_minimum=True)
         self.max_val_crops_per_image = check_int("data.max_val_crops_per_image", max_val_crops_per_image, 1)
@@ -194,8 +202,8 @@ class FolderDataModule(CropDataModule):
         names = [str(p) for p in train]
         return (
             RandomCropDataset(train, names, self.crop_size, self.samples_per_epoch, self.scale),
-            _validation_set(val, [str(p) for p in val], self.crop_size, self.scale, self.max_val_crops_per_image,
-                            self.val_full_images),
+            _validation_set(val, [str(p) for p in val], self.crop_size, self.val_scale,
+                            self.max_val_crops_per_image, self.val_full_images),
         )
 
 
