@@ -1,10 +1,14 @@
-"""`ganforge <command> [args]`: train (same as `python train.py`)."""
+"""`ganforge <command> [args]`: train (same as `python train.py`), compress, decompress."""
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = {"train": "ganforge.cli.train"}
+COMMANDS = {
+    "train": ("ganforge.cli.train", "main"),
+    "compress": ("ganforge.cli.compress", "main_compress"),
+    "decompress": ("ganforge.cli.compress", "main_decompress"),
+}
 
 
 def main() -> None:
@@ -14,8 +18,8 @@ def main() -> None:
         sys.exit(0 if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help") else 2)
     command = sys.argv.pop(1)
     sys.argv[0] = f"ganforge {command}"
-    module = __import__(COMMANDS[command], fromlist=["main"])
-    module.main()
+    module_name, function = COMMANDS[command]
+    getattr(__import__(module_name, fromlist=[function]), function)()
 
 
 if __name__ == "__main__":

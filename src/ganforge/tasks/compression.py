@@ -73,6 +73,10 @@ class CompressionTask(GANTask):
             self.discriminator = MultiScaleDiscriminator(d_in, norm=d_norm, act=d_act, **d_options)
         except TypeError as error:
             raise ConfigError(f"unknown option in model.generator or model.discriminator: {error}") from None
+        # How often each channel used each center during the current training epoch: the
+        # entropy coder's probability model (ganforge.codec), saved with the checkpoint.
+        self.register_buffer("symbol_counts", torch.zeros(bottleneck, self.generator.quantizer.num_centers,
+                                                          dtype=torch.long))
         self.ms_ssim = MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0)
         self._ms_ssim_skipped = False
         self._symbol_counts = torch.zeros(self.generator.quantizer.num_centers, dtype=torch.long)
@@ -100,7 +104,20 @@ class CompressionTask(GANTask):
             )
         fake, w_bar = generator(example.real)
         example.extras["w_bar"] = w_bar
+        if self.training and generator is self.generator:
+            self._count_symbols(w_bar)
         return fake
+
+    @torch.no_grad()
+    def _count_symbols(self, w_bar: torch.Tensor) -> None:
+        count = self.symbol_counts.shape[1]
+        symbols = self.generator.quantizer.indices(w_bar)  # w_bar holds centers exactly
+        channel = torch.arange(symbols.shape[1], device=symbols.device).view(1, -1, 1, 1)
+        flat = (channel * count + symbols).flatten()
+        self.symbol_counts += torch.bincount(flat, minlength=self.symbol_counts.numel()).view_as(self.symbol_counts)
+
+    def on_train_epoch_start(self) -> None:
+        self.symbol_counts.zero_()
 
     def discriminate(self, example: Example, image: torch.Tensor) -> list[list[torch.Tensor]]:
         if self.conditional:
