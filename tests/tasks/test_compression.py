@@ -100,3 +100,11 @@ def test_sides_that_are_not_multiples_of_16_are_refused_in_training():
     task = CompressionTask(**TINY)
     with pytest.raises(ConfigError, match="multiples of 16"):
         task.generate(task.prepare({"image": torch.rand(1, 3, 40, 40)}), task.generator)
+
+
+def test_symbol_counts_cover_the_last_training_epoch():
+    task = CompressionTask(**TINY)
+    fit(task, epochs=2)
+    # 2 batches of 2 crops of 48x48 per epoch: 3x3 latents, so 36 symbols per channel.
+    assert task.symbol_counts.shape == (4, 5)
+    assert task.symbol_counts.sum(dim=1).tolist() == [36] * 4

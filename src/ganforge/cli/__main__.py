@@ -1,4 +1,4 @@
-"""`ganforge <command> [args]`: train (same as `python train.py`), compress, decompress."""
+"""`ganforge <command> [args]`: train (same as `python train.py`), compress, decompress, rd."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ COMMANDS = {
     "train": ("ganforge.cli.train", "main"),
     "compress": ("ganforge.cli.compress", "main_compress"),
     "decompress": ("ganforge.cli.compress", "main_decompress"),
+    "rd": ("ganforge.cli.rd", "main"),
 }
 
 
