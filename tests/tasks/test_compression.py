@@ -106,5 +106,7 @@ def test_symbol_counts_cover_the_last_training_epoch():
     task = CompressionTask(**TINY)
     fit(task, epochs=2)
     # 2 batches of 2 crops of 48x48 per epoch: 3x3 latents, so 36 symbols per channel.
-    assert task.symbol_counts.shape == (4, 5)
-    assert task.symbol_counts.sum(dim=1).tolist() == [36] * 4
+    # Counts are given the symbol above: index 5 (none above) holds the first rows' 2 * 2 * 3.
+    assert task.symbol_counts.shape == (4, 6, 5)
+    assert task.symbol_counts.sum(dim=(1, 2)).tolist() == [36] * 4
+    assert task.symbol_counts[:, 5].sum(dim=1).tolist() == [12] * 4

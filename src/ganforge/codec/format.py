@@ -3,7 +3,7 @@
     offset  size    field
     0       4       magic b"GFC\\x1a"
     4       1       format version (1)
-    5       1       coder (1: constriction ANS, per-channel categorical model)
+    5       1       coder (1: constriction ANS, categorical given channel and symbol above)
     6       2       C, latent channels (u16)
     8       1       L, quantizer centers (u8)
     9       1       flags (bit 0: the generator draws a noise map)
@@ -16,7 +16,7 @@
     ..      2       n, length of the checkpoint path (u16)
     ..      n       checkpoint path (UTF-8) the file was made with
     ..      4       k, payload length in 32-bit words (u32)
-    ..      4 k     payload: the ANS-coded symbols, channel by channel
+    ..      4 k     payload: the ANS-coded symbols, row by row (every channel of a row)
     ..      4       CRC-32 of every byte before it
 
 Sizes are checked against limits and against the file's length before anything is

@@ -29,7 +29,7 @@ def model_fingerprint(model: torch.nn.Module, probabilities: np.ndarray) -> byte
 class ImageCodec:
     """`compress(image)` -> bytes and `decompress(bytes)` -> image, for uint8 RGB (H, W, 3)
     of any size, with the task's inference generator (its EMA if it has one) and the
-    per-channel symbol frequencies saved in its checkpoint."""
+    symbol statistics saved in its checkpoint (see ganforge.codec.entropy)."""
 
     def __init__(self, task, checkpoint: str = "") -> None:
         self.model = task.inference_generator.eval()

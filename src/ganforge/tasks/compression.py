@@ -73,10 +73,11 @@ class CompressionTask(GANTask):
             self.discriminator = MultiScaleDiscriminator(d_in, norm=d_norm, act=d_act, **d_options)
         except TypeError as error:
             raise ConfigError(f"unknown option in model.generator or model.discriminator: {error}") from None
-        # How often each channel used each center during the current training epoch: the
-        # entropy coder's probability model (ganforge.codec), saved with the checkpoint.
-        self.register_buffer("symbol_counts", torch.zeros(bottleneck, self.generator.quantizer.num_centers,
-                                                          dtype=torch.long))
+        # How often each channel used each center during the current training epoch, given
+        # the symbol above it (index L: the first row, which has none): the entropy
+        # coder's probability model (ganforge.codec), saved with the checkpoint.
+        levels = self.generator.quantizer.num_centers
+        self.register_buffer("symbol_counts", torch.zeros(bottleneck, levels + 1, levels, dtype=torch.long))
         self.ms_ssim = MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0)
         self._ms_ssim_skipped = False
         self._symbol_counts = torch.zeros(self.generator.quantizer.num_centers, dtype=torch.long)
@@ -110,10 +111,12 @@ class CompressionTask(GANTask):
 
     @torch.no_grad()
     def _count_symbols(self, w_bar: torch.Tensor) -> None:
-        count = self.symbol_counts.shape[1]
+        levels = self.symbol_counts.shape[2]
         symbols = self.generator.quantizer.indices(w_bar)  # w_bar holds centers exactly
+        above = torch.full_like(symbols, levels)
+        above[:, :, 1:] = symbols[:, :, :-1]
         channel = torch.arange(symbols.shape[1], device=symbols.device).view(1, -1, 1, 1)
-        flat = (channel * count + symbols).flatten()
+        flat = ((channel * (levels + 1) + above) * levels + symbols).flatten()
         self.symbol_counts += torch.bincount(flat, minlength=self.symbol_counts.numel()).view_as(self.symbol_counts)
 
     def on_train_epoch_start(self) -> None:
