@@ -98,6 +98,7 @@ BAD_INPUTS = [
     (["data=paired"], "error: data.root is not set"),
     (["data=paired", "data.root=/no/such/folder"], "error: data.root=/no/such/folder is not a folder"),
     (["data.crop_size=48"], "error: U-Net with num_downs=6 needs image sides that are multiples of 64"),
+    (["ckpt_path=/no/such.ckpt"], "error: ckpt_path=/no/such.ckpt is not a file"),
 ]
 
 
@@ -189,3 +190,19 @@ def test_compression_trains_on_a_folder_of_images(tmp_path, image_folder):
     [run] = run_folders(tmp_path / "logs")
     assert OmegaConf.load(run / "config.yaml").data.val_full_images is True
     assert len(column(read_metrics(run), "val/psnr")) == 2
+
+
+@pytest.mark.slow
+def test_a_run_resumes_from_its_last_checkpoint_into_a_new_folder(tmp_path):
+    first = run_train(*TINY, "model.ema_decay=0.9", log_dir=tmp_path / "first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    [run] = run_folders(tmp_path / "first")
+    second = run_train(*TINY, "model.ema_decay=0.9", "trainer.max_epochs=2",
+                       f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", log_dir=tmp_path / "second")
+    assert second.returncode == 0, second.stderr[-3000:]
+    [resumed] = run_folders(tmp_path / "second")
+    rows = read_metrics(resumed)
+    assert {r["epoch"] for r in rows if r.get("val/psnr")} == {"1"}  # only the second epoch ran
+    last = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 1 and int(last["state_dict"]["ema_updates"]) == 4  # 2 generator steps per epoch
+    assert (run / "metrics.csv").is_file()  # the first run's files are untouched

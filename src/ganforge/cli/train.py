@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganforge.cli import CONFIG_DIR
 from ganforge.cli.errors import report_user_errors
+from ganforge.errors import UserError
 
 __all__ = ["train", "main"]
 
@@ -45,6 +46,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
 
     # Build everything that can reject the user's input before anything is written.
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is not None and not Path(str(ckpt_path)).is_file():
+        raise UserError(f"ckpt_path={ckpt_path} is not a file: pass the path of a .ckpt to resume from")
     task = hydra.utils.instantiate(cfg.model, _convert_="all")
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
@@ -60,10 +64,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     try:
         before = {}
-        if cfg.get("validate_before_training", True) and cfg.get("ckpt_path") is None:
+        if cfg.get("validate_before_training", True) and ckpt_path is None:
             # The untrained model's scores: the baseline that training must beat.
             before = {k: float(v) for k, v in trainer.validate(task, datamodule=datamodule, verbose=False)[0].items()}
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
         final = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
     finally:
         _close_loggers()
