@@ -48,6 +48,9 @@ class SampleGrid(L.Callback):
             if loaders is None:
                 return None
             examples = [loaders.dataset[i] for i in range(min(self.num_images, len(loaders.dataset)))]
+            # Whole validation images may differ in size: a grid takes those shaped like the first.
+            first = {key: value.shape for key, value in examples[0].items()}
+            examples = [e for e in examples if {key: value.shape for key, value in e.items()} == first]
             self._batch = {key: torch.stack([e[key] for e in examples]) for key in examples[0]}
         return self._batch
 

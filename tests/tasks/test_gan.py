@@ -168,3 +168,23 @@ def test_ema_follows_the_warmed_up_average_and_is_checkpointed(tmp_path):
     for a, b in zip(restored.generator_ema.state_dict().values(), task.generator_ema.state_dict().values()):
         torch.testing.assert_close(a, b)
     assert int(restored.ema_updates) == 1
+
+
+def test_sample_grid_handles_whole_validation_images_of_different_sizes(tmp_path, image_folder):
+    from PIL import Image
+
+    from ganforge.callbacks import SampleGrid
+    from ganforge.data import FolderDataModule
+    from tests.conftest import write_image
+
+    write_image(image_folder / "wide.png", (96, 64), seed=5)  # a different size among the 80x60 ones
+    data = FolderDataModule(root=str(image_folder), crop_size=32, samples_per_epoch=4, batch_size=2,
+                            val_fraction=0.5, val_full_images=True, num_workers=0)
+    task = Pix2PixTask(generator=TINY_G, discriminator=TINY_D)
+    grid = SampleGrid(str(tmp_path / "samples"), every_n_steps=1, num_images=4)
+    L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, inference_mode=False, callbacks=[grid]).fit(task, datamodule=data)
+    written = sorted((tmp_path / "samples").glob("*.png"))
+    assert written
+    with Image.open(written[-1]) as picture:
+        assert picture.size[1] == 3 * (60 + 2) + 2  # input, output, target rows of the 80x60 images
