@@ -27,7 +27,6 @@ __all__ = ["main", "measure", "summarize", "plot"]
 
 JPEG_QUALITIES = (1, 5, 10, 20, 30, 50, 75)
 WEBP_QUALITIES = (0, 5, 10, 20, 30, 50, 75)
-MS_SSIM_MIN_SIDE = 161
 
 
 def quality_metrics(original: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
@@ -35,6 +34,8 @@ def quality_metrics(original: np.ndarray, decoded: np.ndarray) -> dict[str, floa
     images with a side of 160 pixels or less (its five scales need more)."""
     import torch
     from torchmetrics.functional.image import multiscale_structural_similarity_index_measure, peak_signal_noise_ratio
+
+    from ganforge.tasks.compression import MS_SSIM_MIN_SIDE
 
     a = torch.from_numpy(np.asarray(original, dtype=np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
     b = torch.from_numpy(np.asarray(decoded, dtype=np.float32) / 255).permute(2, 0, 1).unsqueeze(0)

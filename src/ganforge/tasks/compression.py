@@ -80,7 +80,7 @@ class CompressionTask(GANTask):
         self.register_buffer("symbol_counts", torch.zeros(bottleneck, levels + 1, levels, dtype=torch.long))
         self.ms_ssim = MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0)
         self._ms_ssim_skipped = False
-        self._symbol_counts = torch.zeros(self.generator.quantizer.num_centers, dtype=torch.long)
+        self._val_symbol_counts = torch.zeros(self.generator.quantizer.num_centers, dtype=torch.long)
 
     @property
     def multiple(self) -> int:
@@ -158,9 +158,10 @@ class CompressionTask(GANTask):
             self.ms_ssim.update(fake_rgb, real_rgb)
         else:
             self._ms_ssim_skipped = True
-        symbols = self.inference_generator.quantizer.indices(self.inference_generator.encode(example.real))
-        self._symbol_counts = self._symbol_counts.to(symbols.device) + torch.bincount(
-            symbols.flatten(), minlength=self._symbol_counts.numel()
+        # generate() left the quantized latent of this batch in the example: no second encoder pass.
+        symbols = self.inference_generator.quantizer.indices(example.extras["w_bar"])
+        self._val_symbol_counts = self._val_symbol_counts.to(symbols.device) + torch.bincount(
+            symbols.flatten(), minlength=self._val_symbol_counts.numel()
         )
 
     def on_validation_epoch_end(self) -> None:
@@ -171,8 +172,8 @@ class CompressionTask(GANTask):
         self._ms_ssim_skipped = False
         # The rate an ideal coder with one symbol distribution for the whole validation
         # set would reach: C * H(symbols) / 16^2 bits per pixel.
-        p = self._symbol_counts.double() / self._symbol_counts.sum().clamp_min(1)
+        p = self._val_symbol_counts.double() / self._val_symbol_counts.sum().clamp_min(1)
         entropy = -(p[p > 0] * p[p > 0].log2()).sum().item()
         self.log("val/bpp_bound", self.bpp_bound)
         self.log("val/bpp_entropy", self.generator.bottleneck * entropy / DOWNSAMPLING**2)
-        self._symbol_counts = torch.zeros_like(self._symbol_counts)
+        self._val_symbol_counts = torch.zeros_like(self._val_symbol_counts)
