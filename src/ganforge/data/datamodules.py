@@ -18,7 +18,7 @@ from ganforge.data.datasets import AlignedPairDataset, FullImageDataset, GridCro
 from ganforge.data.images import SAMPLE_PHOTOS, find_images, sample_photo
 from ganforge.errors import ConfigError, DataError
 
-__all__ = ["CropDataModule", "SampleDataModule", "FolderDataModule", "PairedDataModule"]
+__all__ = ["CropDataModule", "SingleImageDataModule", "SampleDataModule", "FolderDataModule", "PairedDataModule"]
 
 
 class CropDataModule(L.LightningDataModule):
@@ -88,13 +88,45 @@ def _val_scale(value, scale: float) -> float:
     return scale if value is None else check_number("data.val_scale", value, 0, 1, open_minimum=True)
 
 
-def _validation_set(sources, names, crop_size, scale: float, max_crops: int, full: bool) -> Dataset:
-    if full:
-        return FullImageDataset(sources, names, scale)
-    return GridCropDataset(sources, names, crop_size, scale, max_crops)
+class SingleImageDataModule(CropDataModule):
+    """Random training crops and fixed validation crops (or whole images) of single images.
+
+    Subclasses say where the images come from (`sources`); the crop and scale options
+    are the same for all of them.
+    """
+
+    def __init__(
+        self,
+        crop_size: int | Sequence[int],
+        scale: float,
+        samples_per_epoch: int,
+        max_val_crops_per_image: int,
+        val_full_images: bool = False,
+        val_scale: float | None = None,
+        **loader: int,
+    ) -> None:
+        super().__init__(**loader)
+        self.crop_size = _crop_shape(crop_size)
+        self.scale = check_number("data.scale", scale, 0, 1, open_minimum=True)
+        self.val_scale = _val_scale(val_scale, self.scale)
+        self.samples_per_epoch = check_int("data.samples_per_epoch", samples_per_epoch, 1)
+        self.max_val_crops_per_image = check_int("data.max_val_crops_per_image", max_val_crops_per_image, 1)
+        self.val_full_images = bool(val_full_images)
+
+    def sources(self) -> tuple[tuple[list, list[str]], tuple[list, list[str]]]:
+        """((train images, their names), (validation images, their names)); an image is an
+        array in memory or a path."""
+        raise NotImplementedError
+
+    def build(self) -> tuple[Dataset, Dataset]:
+        (train, train_names), (val, val_names) = self.sources()
+        train_set = RandomCropDataset(train, train_names, self.crop_size, self.samples_per_epoch, self.scale)
+        if self.val_full_images:
+            return train_set, FullImageDataset(val, val_names, self.val_scale)
+        return train_set, GridCropDataset(val, val_names, self.crop_size, self.val_scale, self.max_val_crops_per_image)
 
 
-class SampleDataModule(CropDataModule):
+class SampleDataModule(SingleImageDataModule):
     """Random crops of scikit-image's bundled colour photos, split into train and val by image.
 
     Each training epoch is `samples_per_epoch` random crops (with left-right flips);
@@ -108,14 +140,14 @@ class SampleDataModule(CropDataModule):
         val_images: Sequence[str] = ("chelsea",),
         crop_size: int | Sequence[int] = 64,
         scale: float = 0.5,
-        samples_per_epoch: int = 800,
+        samples_per_epoch: int = 640,
         max_val_crops_per_image: int = 16,
         val_full_images: bool = False,
         val_scale: float | None = None,
         **loader: int,
     ) -> None:
-        super().__init__(**loader)
-        self.val_full_images = bool(val_full_images)
+        super().__init__(crop_size, scale, samples_per_epoch, max_val_crops_per_image, val_full_images, val_scale,
+                         **loader)
         for key, names in (("data.train_images", train_images), ("data.val_images", val_images)):
             if isinstance(names, str) or not names:
                 raise ConfigError(f"{key} must be a non-empty list of names from {', '.join(SAMPLE_PHOTOS)}")
@@ -125,18 +157,12 @@ class SampleDataModule(CropDataModule):
         if overlap:
             raise ConfigError(f"{overlap} are in both data.train_images and data.val_images: the split is by image")
         self.train_images, self.val_images = list(train_images), list(val_images)
-        self.crop_size = _crop_shape(crop_size)
-        self.scale = check_number("data.scale", scale, 0, 1, open_minimum=True)
-        self.val_scale = _val_scale(val_scale, self.scale)
-        self.samples_per_epoch = check_int("data.samples_per_epoch", samples_per_epoch, 1)
-        self.max_val_crops_per_image = check_int("data.max_val_crops_per_image", max_val_crops_per_image, 1)
 
-    def build(self) -> tuple[Dataset, Dataset]:
-        train = RandomCropDataset([sample_photo(n) for n in self.train_images], self.train_images,
-                                  self.crop_size, self.samples_per_epoch, self.scale)
-        val = _validation_set([sample_photo(n) for n in self.val_images], self.val_images, self.crop_size,
-                              self.val_scale, self.max_val_crops_per_image, self.val_full_images)
-        return train, val
+    def sources(self):
+        return (
+            ([sample_photo(n) for n in self.train_images], self.train_images),
+            ([sample_photo(n) for n in self.val_images], self.val_images),
+        )
 
 
 def _existing_folder(key: str, root: str | Path | None) -> Path:
@@ -148,7 +174,7 @@ def _existing_folder(key: str, root: str | Path | None) -> Path:
     return path
 
 
-class FolderDataModule(CropDataModule):
+class FolderDataModule(SingleImageDataModule):
     """Random crops of every image in a folder (searched recursively).
 
     If `root` has `train/` and `val/` subfolders they are used; otherwise every
@@ -169,15 +195,10 @@ class FolderDataModule(CropDataModule):
         val_scale: float | None = None,
         **loader: int,
     ) -> None:
-        super().__init__(**loader)
+        super().__init__(crop_size, scale, samples_per_epoch, max_val_crops_per_image, val_full_images, val_scale,
+                         **loader)
         self.root = root
-        self.val_full_images = bool(val_full_images)
-        self.crop_size = _crop_shape(crop_size)
-        self.scale = check_number("data.scale", scale, 0, 1, open_minimum=True)
-        self.val_scale = _val_scale(val_scale, self.scale)
-        self.samples_per_epoch = check_int("data.samples_per_epoch", samples_per_epoch, 1)
         self.val_fraction = check_number("data.val_fraction", val_fraction, 0, 0.5, open_minimum=True)
-        self.max_val_crops_per_image = check_int("data.max_val_crops_per_image", max_val_crops_per_image, 1)
 
     def split(self) -> tuple[list[Path], list[Path]]:
         root = _existing_folder("data.root", self.root)
@@ -197,14 +218,9 @@ class FolderDataModule(CropDataModule):
         held = set(val)
         return [f for f in files if f not in held], val
 
-    def build(self) -> tuple[Dataset, Dataset]:
+    def sources(self):
         train, val = self.split()
-        names = [str(p) for p in train]
-        return (
-            RandomCropDataset(train, names, self.crop_size, self.samples_per_epoch, self.scale),
-            _validation_set(val, [str(p) for p in val], self.crop_size, self.val_scale,
-                            self.max_val_crops_per_image, self.val_full_images),
-        )
+        return (train, [str(p) for p in train]), (val, [str(p) for p in val])
 
 
 class PairedDataModule(CropDataModule):
