@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from ganforge.data import sample_photo
-from tests.codec.conftest import compression_checkpoint, noisy_checkpoint, pix2pix_checkpoint  # noqa: F401
 from tests.conftest import write_image
 
 

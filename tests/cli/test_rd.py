@@ -11,7 +11,6 @@ from PIL import Image
 
 from ganforge.cli.rd import measure, quality_metrics, summarize
 from ganforge.data import sample_photo
-from tests.codec.conftest import compression_checkpoint  # noqa: F401
 
 
 @pytest.fixture

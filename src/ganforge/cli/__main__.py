@@ -1,4 +1,5 @@
-"""`ganforge <command> [args]`: train (same as `python train.py`), compress, decompress, rd."""
+"""`ganforge <command> [args]`: train, eval and predict (same as `python train.py`,
+`python eval.py`, `python predict.py`), export, compress, decompress, rd."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import sys
 
 COMMANDS = {
     "train": ("ganforge.cli.train", "main"),
+    "eval": ("ganforge.cli.evaluate", "main"),
+    "predict": ("ganforge.cli.predict", "main"),
+    "export": ("ganforge.cli.export", "main"),
     "compress": ("ganforge.cli.compress", "main_compress"),
     "decompress": ("ganforge.cli.compress", "main_decompress"),
     "rd": ("ganforge.cli.rd", "main"),

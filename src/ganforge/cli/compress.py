@@ -22,27 +22,10 @@ __all__ = ["main_compress", "main_decompress", "load_compression_task", "write_a
 
 
 def load_compression_task(path: str | Path):
-    """A CompressionTask from a checkpoint, loaded with weights_only=True (no unpickling of
-    arbitrary objects: a checkpoint may come from a stranger)."""
-    import torch
+    """A CompressionTask from a checkpoint, read with weights_only=True (see ganforge.checkpoint)."""
+    from ganforge.checkpoint import load_task
 
-    from ganforge.tasks import CompressionTask
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated zip, not a checkpoint at all, ...
-        raise UserError(f"cannot read checkpoint {path}: {str(error).splitlines()[0]}") from None
-    hyper = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
-    if "state_dict" not in checkpoint or "quantizer" not in hyper:
-        kind = "a pix2pix checkpoint" if "lambda_l1" in hyper else "not a ganforge compression checkpoint"
-        raise UserError(f"{path} is {kind}: compress needs one trained with model=compression")
-    task = CompressionTask(**hyper)
-    task.setup("predict")
-    task.load_state_dict(checkpoint["state_dict"])
-    return task.eval()
+    return load_task(path, family="compression")
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
