@@ -11,24 +11,31 @@ from pathlib import Path
 from typing import Sequence
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ganforge.checks import check_choice, check_int, check_number
 from ganforge.data.datasets import AlignedPairDataset, FullImageDataset, GridCropDataset, RandomCropDataset
 from ganforge.data.images import SAMPLE_PHOTOS, find_images, sample_photo
+from ganforge.data.sampling import EpochSampler, ResumableDataLoader
 from ganforge.errors import ConfigError, DataError
 
 __all__ = ["CropDataModule", "SingleImageDataModule", "SampleDataModule", "FolderDataModule", "PairedDataModule"]
 
 
 class CropDataModule(L.LightningDataModule):
-    """Shared loader settings; subclasses say how to build the train and val datasets."""
+    """Shared loader settings; subclasses say how to build the train and val datasets.
+
+    seed: the training data's randomness (crop positions, flips, the order of pairs) is a
+    function of (seed, epoch, sample) alone, so a resumed run sees the same batches.
+    """
 
     kind = "images"
 
     def __init__(self, batch_size: int = 16, val_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = False, kind: str | None = None) -> None:
+                 pin_memory: bool = False, kind: str | None = None, seed: int = 0) -> None:
         super().__init__()
+        self.seed = check_int("data.seed", seed, 0)
         # `kind` is in the data config so the model config can read it; it must match.
         if kind is not None and kind != self.kind:
             raise ConfigError(f"data.kind={kind!r} does not fit {type(self).__name__}, whose batches are {self.kind!r}")
@@ -52,26 +59,41 @@ class CropDataModule(L.LightningDataModule):
                     "samples per epoch: lower data.batch_size"
                 )
 
-    def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=train and self.kind == "pairs",
-            drop_last=train,  # a last batch of one would break batch norm
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
-        )
+    def _training_progress(self) -> tuple[int, int]:
+        """(epoch, batches of it trained on): where a resumed run continues."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 0
+        return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.ready
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(self.train_set, self.batch_size, train=True)
+        return ResumableDataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            # random crops are already random; pairs are files in a fixed order
+            sampler=EpochSampler(len(self.train_set), self.seed, shuffle=self.kind == "pairs"),
+            drop_last=True,  # a last batch of one would break batch norm
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            # the workers' base seed comes from here, not from the global RNG
+            generator=torch.Generator().manual_seed(self.seed),
+            progress=self._training_progress,
+        )
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
         # Whole images differ in size: one per batch.
         batch_size = 1 if isinstance(self.val_set, FullImageDataset) else self.val_batch_size
-        return self._loader(self.val_set, batch_size, train=False)
+        return DataLoader(
+            self.val_set,
+            batch_size=batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
 
 
 def _crop_shape(value) -> tuple[int, int]:
@@ -120,7 +142,8 @@ class SingleImageDataModule(CropDataModule):
 
     def build(self) -> tuple[Dataset, Dataset]:
         (train, train_names), (val, val_names) = self.sources()
-        train_set = RandomCropDataset(train, train_names, self.crop_size, self.samples_per_epoch, self.scale)
+        train_set = RandomCropDataset(train, train_names, self.crop_size, self.samples_per_epoch, self.scale,
+                                      seed=self.seed)
         if self.val_full_images:
             return train_set, FullImageDataset(val, val_names, self.val_scale)
         return train_set, GridCropDataset(val, val_names, self.crop_size, self.val_scale, self.max_val_crops_per_image)
@@ -258,5 +281,6 @@ class PairedDataModule(CropDataModule):
             files = find_images(folder)
             if not files:
                 raise DataError(f"no images in {folder}: the paired format needs A|B images there")
-            sets.append(AlignedPairDataset(files, self.crop_size, self.load_size, self.direction, train=split == "train"))
+            sets.append(AlignedPairDataset(files, self.crop_size, self.load_size, self.direction, train=split == "train",
+                                           seed=self.seed))
         return sets[0], sets[1]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -14,10 +14,20 @@ from torch.utils.data import Dataset
 from ganforge.errors import ConfigError, DataError
 from ganforge.data.images import image_size, load_rgb, resize
 
-__all__ = ["ImageSource", "RandomCropDataset", "GridCropDataset", "FullImageDataset", "AlignedPairDataset", "to_tensor"]
+__all__ = ["ImageSource", "SampleKey", "RandomCropDataset", "GridCropDataset", "FullImageDataset", "AlignedPairDataset", "to_tensor"]
 
 # An image in memory (uint8 (H, W, 3)) or a file read on demand.
 ImageSource = Union[np.ndarray, Path]
+# What a training set is indexed with: (epoch, index) from ganforge.data.sampling's
+# EpochSampler, or a plain index (epoch 0).
+SampleKey = Union[int, Tuple[int, int]]
+
+
+def _random_for(seed: int, key: SampleKey) -> np.random.Generator:
+    """The random stream of one training sample: a function of (seed, epoch, index) alone,
+    so a sample is the same whichever worker makes it and after a resume."""
+    epoch, index = (0, key) if isinstance(key, (int, np.integer)) else key
+    return np.random.default_rng((seed, int(epoch), int(index)))
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -67,8 +77,9 @@ def _pair(crop: int | Sequence[int]) -> tuple[int, int]:
 
 class RandomCropDataset(Dataset):
     """`length` random crops of `crop` (a side, or (height, width)) per epoch, each from a
-    random image, flipped left-right with probability 1/2. Randomness comes from torch's
-    generator, so Lightning's seeding makes it repeatable and each worker gets its own stream."""
+    random image, flipped left-right with probability 1/2. Sample `(epoch, index)` is drawn
+    from its own stream seeded by (seed, epoch, index): repeatable, different every epoch,
+    and independent of workers and of where a resumed run starts."""
 
     def __init__(
         self,
@@ -78,9 +89,10 @@ class RandomCropDataset(Dataset):
         length: int,
         scale: float = 1.0,
         flip: bool = True,
+        seed: int = 0,
     ) -> None:
         self.images = _Images(sources, names, scale)
-        self.crop, self.length, self.flip = _pair(crop), length, flip
+        self.crop, self.length, self.flip, self.seed = _pair(crop), length, flip, seed
         self.sizes = [_scaled_size(s, scale) for s in self.images.sources]
         for index, size in enumerate(self.sizes):
             self.images.check_fits(index, size, self.crop)
@@ -88,14 +100,15 @@ class RandomCropDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        which = int(torch.randint(len(self.images), ()).item())
+    def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]:
+        random = _random_for(self.seed, key)
+        which = int(random.integers(len(self.images)))
         image = self.images[which]
         (height, width), (crop_h, crop_w) = image.shape[:2], self.crop
-        top = int(torch.randint(height - crop_h + 1, ()).item())
-        left = int(torch.randint(width - crop_w + 1, ()).item())
+        top = int(random.integers(height - crop_h + 1))
+        left = int(random.integers(width - crop_w + 1))
         crop = image[top : top + crop_h, left : left + crop_w]
-        if self.flip and torch.rand(()).item() < 0.5:
+        if self.flip and random.random() < 0.5:
             crop = crop[:, ::-1]
         return {"image": to_tensor(crop)}
 
@@ -165,6 +178,7 @@ class AlignedPairDataset(Dataset):
         load_size: int,
         direction: str = "AtoB",
         train: bool = True,
+        seed: int = 0,
     ) -> None:
         if direction not in ("AtoB", "BtoA"):
             raise ConfigError(f"data.direction must be AtoB or BtoA, got {direction!r}")
@@ -177,7 +191,7 @@ class AlignedPairDataset(Dataset):
         self.paths, self.crop_size, self.load_size = list(paths), crop_size, load_size
         for path in self.paths:
             image_size(path)  # reads the header only: unreadable files are named now, not mid-epoch
-        self.direction, self.train = direction, train
+        self.direction, self.train, self.seed = direction, train, seed
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -194,16 +208,18 @@ class AlignedPairDataset(Dataset):
 
         return fit(pair[:, :half]), fit(pair[:, half : 2 * half])
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]:
+        index = key if isinstance(key, (int, np.integer)) else key[1]
         path = self.paths[index]
         size = self.load_size if self.train else self.crop_size
         a, b = self._halves(path, size)
         if self.train:
-            top = int(torch.randint(size - self.crop_size + 1, ()).item())
-            left = int(torch.randint(size - self.crop_size + 1, ()).item())
+            random = _random_for(self.seed, key)
+            top = int(random.integers(size - self.crop_size + 1))
+            left = int(random.integers(size - self.crop_size + 1))
             window = (slice(top, top + self.crop_size), slice(left, left + self.crop_size))
             a, b = a[window], b[window]
-            if torch.rand(()).item() < 0.5:
+            if random.random() < 0.5:
                 a, b = a[:, ::-1], b[:, ::-1]
         source, target = (a, b) if self.direction == "AtoB" else (b, a)
         return {"input": to_tensor(source), "target": to_tensor(target)}
