@@ -1,21 +1,43 @@
-"""Reading ganforge checkpoints safely and rebuilding the task that wrote them.
+"""Checkpoints: read safely, written atomically, and saved when a run is stopped.
 
-A checkpoint is a file users download from strangers, so it is always read with
+Reading: a checkpoint is a file users download from strangers, so it is always read with
 ``torch.load(..., weights_only=True)``: tensors, numbers, strings and containers are
-restored, and nothing in the file can make Python run code. The task is rebuilt from
-the hyper-parameters saved in it (plain values), never from a pickled object.
+restored, and nothing in the file can make Python run code. A task is rebuilt from the
+hyper-parameters saved in it (plain values), never from a pickled object. Lightning's own
+resume (``trainer.fit(ckpt_path=...)``) goes through `AtomicCheckpointIO`, which reads
+the same way.
+
+Writing: `AtomicCheckpointIO` writes to a temporary file beside the target and renames
+it, so a kill during a save leaves the previous file whole. (Lightning's default writer
+stages the file in /tmp and moves it, which is a copy, not a rename, when /tmp is
+another file system.) `LastCheckpoint` keeps <run>/checkpoints/last.ckpt current: every
+N training batches, after each validation, at the end, and when SIGTERM or Ctrl-C stops
+the run.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ganforge.errors import UserError
 
-__all__ = ["FAMILIES", "checkpoint_family", "load_task", "read_checkpoint"]
+__all__ = [
+    "FAMILIES",
+    "AtomicCheckpointIO",
+    "LastCheckpoint",
+    "checkpoint_family",
+    "load_task",
+    "read_checkpoint",
+]
 
 # model family -> (task class path, the model= option that trains it)
 FAMILIES = {
@@ -79,3 +101,109 @@ def load_task(path: str | Path, family: str | None = None):
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UserError(f"{path} does not match the {found} model it names ({first_line}): the file is damaged") from None
     return task.eval()
+
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer and reader, made atomic and safe.
+
+    save: torch.save into a temporary file in the target's folder, flush it to disk, then
+    os.replace it over the target: readers see the old file or the new one, never half.
+    load: weights_only=True (see the module docstring); Lightning's checkpoints hold only
+    tensors and plain values, so nothing needs a full unpickle.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        try:
+            return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as error:
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise UserError(f"cannot read checkpoint {path} ({first_line}): the file is damaged or not a checkpoint") from None
+
+
+class LastCheckpoint(L.Callback):
+    """Keeps `dirpath`/last.ckpt current, so a run killed at any moment loses at most
+    `every_n_batches` training batches: it is written every `every_n_batches` training
+    batches (0 = never), after each validation during training, at the end, and when
+    SIGTERM or Ctrl-C stops the run.
+
+    SIGTERM (a cluster's time limit, `kill`) and the first Ctrl-C ask Lightning to stop
+    after the current batch, so the saved state is between two batches, never half way
+    through one; a second Ctrl-C stops at once without saving.
+    """
+
+    def __init__(self, dirpath: str | Path, filename: str = "last.ckpt", every_n_batches: int = 100) -> None:
+        from ganforge.checks import check_int
+
+        self.path = Path(dirpath) / filename
+        self.every_n_batches = check_int("callbacks.last_checkpoint.every_n_batches", every_n_batches, 0)
+        self.interrupted_by: str | None = None
+        self._previous_sigint: Any = None
+        self._saved_at_step = -1
+
+    def save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path, weights_only=False)
+        self._saved_at_step = trainer.global_step
+
+    # SIGINT -> a request to stop at the end of the batch (Lightning does this for SIGTERM).
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" or self._previous_sigint is not None:
+            return
+        try:
+            self._previous_sigint = signal.signal(signal.SIGINT, self._make_sigint_handler(trainer))
+        except ValueError:  # not the main thread: leave Ctrl-C alone
+            self._previous_sigint = None
+
+    def _make_sigint_handler(self, trainer: L.Trainer):
+        def handler(signum, frame) -> None:
+            if trainer.received_sigterm:  # the second Ctrl-C: stop now
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                raise KeyboardInterrupt
+            self.interrupted_by = "SIGINT"
+            trainer._signal_connector.received_sigterm = True  # what Lightning's SIGTERM handler sets
+            print("\nstopping after this batch (press Ctrl-C again to stop at once) ...", flush=True)
+
+        return handler
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # Lightning counts this batch only after the hook: done = counter + 1.
+        done = trainer.fit_loop.epoch_loop._batches_that_stepped + 1
+        if self.every_n_batches and done % self.every_n_batches == 0:
+            self.save(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self.save(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # Usually the last validation has just saved this state; then keep that file.
+        if trainer.global_step != self._saved_at_step:
+            self.save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # Lightning raises SIGTERMException between batches, so the state is whole. Other
+        # exceptions (a non-finite loss, a bug) leave the last good checkpoint as it is.
+        if isinstance(exception, SIGTERMException):
+            self.interrupted_by = self.interrupted_by or "SIGTERM"
+            self.save(trainer)

@@ -6,7 +6,7 @@ nothing, so the layers in `ganforge.nn` and `ganforge.models` can raise these er
 without pulling in Lightning or Hydra.
 """
 
-__all__ = ["UserError", "ConfigError", "DataError", "user_message"]
+__all__ = ["UserError", "ConfigError", "DataError", "NonFiniteLossError", "user_message"]
 
 
 class UserError(ValueError):
@@ -19,6 +19,10 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """Data that cannot be used: a missing folder, an empty one, an unreadable image."""
+
+
+class NonFiniteLossError(UserError):
+    """A loss became NaN or infinite: training stops (the settings, not the code, need a change)."""
 
 
 def user_message(error: BaseException) -> str:

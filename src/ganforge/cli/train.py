@@ -11,11 +11,12 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from ganforge.checks import check_choice
 from ganforge.cli import CONFIG_DIR
 from ganforge.cli.errors import report_user_errors
-from ganforge.errors import UserError
+from ganforge.errors import NonFiniteLossError, UserError
 
-__all__ = ["train", "main"]
+__all__ = ["main", "resolve_ckpt_path", "train"]
 
 log = logging.getLogger("ganforge")
 
@@ -40,6 +41,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     import lightning as L
     import torch
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -47,9 +49,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     # Build everything that can reject the user's input before anything is written.
     ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is not None and not Path(str(ckpt_path)).is_file():
-        raise UserError(f"ckpt_path={ckpt_path} is not a file: pass the path of a .ckpt to resume from")
+    if ckpt_path is not None:
+        ckpt_path = str(resolve_ckpt_path(ckpt_path, Path(cfg.paths.log_dir)))
     task = hydra.utils.instantiate(cfg.model, _convert_="all")
+    guard = cfg.get("trainer_guard") or {}
+    task.on_nonfinite = check_choice("trainer_guard.on_nonfinite", guard.get("on_nonfinite", "stop"), ("stop", "skip"))
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
     callbacks = _instantiate_all(cfg.get("callbacks"))
@@ -69,10 +73,82 @@ def train(cfg: DictConfig) -> dict[str, float]:
             before = {k: float(v) for k, v in trainer.validate(task, datamodule=datamodule, verbose=False)[0].items()}
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
         final = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    except SIGTERMException:
+        _report_interrupt(trainer, output_dir)
+    except NonFiniteLossError as error:
+        last = output_dir / "checkpoints" / "last.ckpt"
+        kept = f"; the last good checkpoint is {last}" if last.is_file() else "; no checkpoint was written yet"
+        raise NonFiniteLossError(f"{error}{kept}") from None
     finally:
         _close_loggers()
     _summarize(before, final, output_dir)
     return final
+
+
+def _report_interrupt(trainer, output_dir: Path) -> None:
+    """After SIGTERM or Ctrl-C: say where the run stopped and how to continue; exit 128 + signal."""
+    import signal
+
+    from ganforge.checkpoint import LastCheckpoint
+
+    saver = next((c for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+    name = (saver.interrupted_by if saver else None) or "SIGTERM"
+    where = f"saved {saver.path}" if saver and saver.path.is_file() else "no checkpoint saved (no last_checkpoint callback)"
+    message = (f"stopped by {name} at step {trainer.global_step} (epoch {trainer.current_epoch}): {where}; "
+               f"continue with: python train.py ckpt_path={output_dir}")
+    log.info(message)
+    print(message, file=sys.stderr, flush=True)
+    _close_loggers()
+    sys.exit(128 + (signal.SIGINT if name == "SIGINT" else signal.SIGTERM))
+
+
+def resolve_ckpt_path(value: Any, log_dir: Path) -> Path:
+    """ckpt_path as the user gave it -> a checkpoint file.
+
+    A file is itself; a run folder means its checkpoints/last.ckpt; `last` means the most
+    recently written checkpoints/last.ckpt under `log_dir` (runs and sweeps).
+    """
+    text = str(value)
+    if text == "last":
+        found = sorted(log_dir.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise UserError(f"ckpt_path=last: no run under paths.log_dir={log_dir} has checkpoints/last.ckpt; "
+                            "pass a run folder or a .ckpt file")
+        return found[-1]
+    path = Path(text).expanduser()
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
+            if candidate.is_file():
+                return candidate
+        raise UserError(f"ckpt_path={path} is a folder without checkpoints/last.ckpt: pass a run folder or a .ckpt file")
+    if not path.is_file():
+        raise UserError(f"ckpt_path={path} does not exist: pass a run folder, a .ckpt file, or last")
+    return path
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _with_run_overrides(cfg: DictConfig) -> DictConfig:
+    """When resuming a run that train.py wrote, compose the config again from that run's
+    command-line overrides followed by this command's (which win), so that
+    `python train.py ckpt_path=<run>` continues the run as it was configured."""
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+
+    ckpt = resolve_ckpt_path(cfg.ckpt_path, Path(cfg.paths.log_dir))
+    saved = next((p for p in (ckpt.parent.parent, ckpt.parent) if (p / ".hydra" / "overrides.yaml").is_file()), None)
+    if saved is None:
+        return cfg
+    current = list(HydraConfig.get().overrides.task)
+    mine = {_override_key(o) for o in current}
+    theirs = [o for o in OmegaConf.load(saved / ".hydra" / "overrides.yaml")
+              if _override_key(o) not in mine and _override_key(o) != "ckpt_path" and not o.startswith("hydra")]
+    if not theirs:
+        return cfg
+    log.info("resuming %s with its run's overrides %s", ckpt, theirs)
+    return compose(config_name="train", overrides=[*theirs, *current])
 
 
 def _close_loggers() -> None:
@@ -105,6 +181,8 @@ def _summarize(before: dict[str, float], after: dict[str, float], output_dir: Pa
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> float | None:
     with report_user_errors():
+        if cfg.get("ckpt_path") is not None:
+            cfg = _with_run_overrides(cfg)
         metrics = train(cfg)
     # The Optuna sweeper reads the return value: the metric chosen by cfg.optimized_metric.
     key = cfg.get("optimized_metric")
