@@ -44,3 +44,11 @@ def run_train(*overrides: str, log_dir: Path, logger: str = "csv", env: dict | N
 def run_folders(log_dir: Path) -> list[Path]:
     """The run folders (those holding a resolved config.yaml) under `log_dir`."""
     return sorted(p.parent for p in log_dir.rglob("config.yaml") if p.parent.name != ".hydra")
+
+
+def run_script(script: str, *overrides: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python <script> overrides...` (eval.py, predict.py) from the repository root."""
+    environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
+    environment.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, str(REPO / script), *overrides], cwd=REPO, env=environment,
+                          capture_output=True, text=True, timeout=timeout)

@@ -9,16 +9,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
+from ganforge.cli.files import progress, write_atomically
 from ganforge.errors import DataError, UserError
 
-__all__ = ["main_compress", "main_decompress", "load_compression_task", "write_atomically"]
+__all__ = ["main_compress", "main_decompress", "load_compression_task", "write_atomically"]  # write_atomically: from files.py
 
 
 def load_compression_task(path: str | Path):
@@ -26,23 +25,6 @@ def load_compression_task(path: str | Path):
     from ganforge.checkpoint import load_task
 
     return load_task(path, family="compression")
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder and rename it into place, so a
-    failure or a kill never leaves a partial `path`."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror or error}; choose another output") from None
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _pairs(source: Path, target: Path, pattern: Callable[[Path], bool], suffix: str) -> list[tuple[Path, Path]]:
@@ -56,15 +38,6 @@ def _pairs(source: Path, target: Path, pattern: Callable[[Path], bool], suffix: 
     return [(source, target)]
 
 
-def _progress(items: list, label: str) -> Iterable:
-    if len(items) == 1:
-        yield from items
-        return
-    from rich.progress import track
-
-    yield from track(items, description=label)
-
-
 def _report(line: str) -> None:
     print(line, flush=True)
 
@@ -76,7 +49,7 @@ def compress(args: argparse.Namespace) -> None:
     codec = ImageCodec(load_compression_task(args.ckpt), checkpoint=str(Path(args.ckpt).resolve()))
     pairs = _pairs(Path(args.input), Path(args.output), lambda p: p.suffix.lower() in IMAGE_EXTENSIONS, ".gfc")
     total_bits = total_pixels = 0
-    for source, target in _progress(pairs, "compressing"):
+    for source, target in progress(pairs, "compressing"):
         image = load_rgb(source)
         start = time.perf_counter()
         data = codec.compress(image, seed=args.seed)
@@ -98,7 +71,7 @@ def decompress(args: argparse.Namespace) -> None:
 
     pairs = _pairs(Path(args.input), Path(args.output), lambda p: p.suffix == ".gfc", ".png")
     codecs: dict[str, ImageCodec] = {}
-    for source, target in _progress(pairs, "decompressing"):
+    for source, target in progress(pairs, "decompressing"):
         data = source.read_bytes()
         checkpoint = args.ckpt
         if checkpoint is None:

@@ -35,7 +35,7 @@ def quality_metrics(original: np.ndarray, decoded: np.ndarray) -> dict[str, floa
     import torch
     from torchmetrics.functional.image import multiscale_structural_similarity_index_measure, peak_signal_noise_ratio
 
-    from ganforge.tasks.compression import MS_SSIM_MIN_SIDE
+    from ganforge.tasks.gan import MS_SSIM_MIN_SIDE
 
     a = torch.from_numpy(np.asarray(original, dtype=np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
     b = torch.from_numpy(np.asarray(decoded, dtype=np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
@@ -130,7 +130,7 @@ def plot(averages: list[dict], path: Path) -> None:
 
 
 def _write(out: Path, rows: list[dict], averages: list[dict]) -> None:
-    from ganforge.cli.compress import write_atomically
+    from ganforge.cli.files import write_atomically
 
     def write_csv(temporary: Path) -> None:
         with open(temporary, "w", newline="") as handle:

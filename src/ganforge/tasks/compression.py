@@ -13,7 +13,6 @@ from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.image import MultiScaleStructuralSimilarityIndexMeasure
 
 from ganforge.checks import check_choice, check_int, check_number
 from ganforge.errors import ConfigError
@@ -22,9 +21,6 @@ from ganforge.nn.quantize import SoftToHardQuantizer
 from ganforge.tasks.gan import Example, GANTask, network_part
 
 __all__ = ["CompressionTask"]
-
-# MS-SSIM's five scales with an 11x11 window need images larger than (11 - 1) * 2**4.
-MS_SSIM_MIN_SIDE = 161
 
 
 class CompressionTask(GANTask):
@@ -78,8 +74,6 @@ class CompressionTask(GANTask):
         # coder's probability model (ganforge.codec), saved with the checkpoint.
         levels = self.generator.quantizer.num_centers
         self.register_buffer("symbol_counts", torch.zeros(bottleneck, levels + 1, levels, dtype=torch.long))
-        self.ms_ssim = MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0)
-        self._ms_ssim_skipped = False
         self._val_symbol_counts = torch.zeros(self.generator.quantizer.num_centers, dtype=torch.long)
 
     @property
@@ -154,10 +148,6 @@ class CompressionTask(GANTask):
         self.log("train/bpp_bound", self.bpp_bound, rank_zero_only=True)
 
     def extra_validation(self, example: Example, fake_rgb: torch.Tensor, real_rgb: torch.Tensor) -> None:
-        if min(real_rgb.shape[-2:]) >= MS_SSIM_MIN_SIDE:
-            self.ms_ssim.update(fake_rgb, real_rgb)
-        else:
-            self._ms_ssim_skipped = True
         # generate() left the quantized latent of this batch in the example: no second encoder pass.
         symbols = self.inference_generator.quantizer.indices(example.extras["w_bar"])
         self._val_symbol_counts = self._val_symbol_counts.to(symbols.device) + torch.bincount(
@@ -166,10 +156,6 @@ class CompressionTask(GANTask):
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
-        if not self._ms_ssim_skipped:
-            self.log("val/ms_ssim", self.ms_ssim.compute())
-        self.ms_ssim.reset()
-        self._ms_ssim_skipped = False
         # The rate an ideal coder with one symbol distribution for the whole validation
         # set would reach: C * H(symbols) / 16^2 bits per pixel.
         p = self._val_symbol_counts.double() / self._val_symbol_counts.sum().clamp_min(1)

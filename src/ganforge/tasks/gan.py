@@ -10,21 +10,30 @@ clipping, the learning-rate decay, validation metrics, sample images) lives here
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MetricCollection
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchmetrics.image import (
+    MultiScaleStructuralSimilarityIndexMeasure,
+    PeakSignalNoiseRatio,
+    StructuralSimilarityIndexMeasure,
+)
 
 from ganforge.checks import check_choice, check_int, check_number
-from ganforge.errors import ConfigError
+from ganforge.errors import ConfigError, NonFiniteLossError
 from ganforge.losses import GANLoss, gradient_penalty, make_gan_loss
 
-__all__ = ["Example", "GANTask", "network_part", "pad_to_multiple"]
+__all__ = ["Example", "GANTask", "MS_SSIM_MIN_SIDE", "network_part", "pad_to_multiple"]
+
+# MS-SSIM's five scales with an 11-pixel window need sides of at least (11 - 1) * 2**4 + 1.
+MS_SSIM_MIN_SIDE = 161
 
 
 @dataclass
@@ -74,7 +83,17 @@ class GANTask(L.LightningModule):
         such as batch-norm statistics, are copied) and validate and sample with it; null = off.
         The decay is warmed up as min(decay, (1 + t) / (10 + t)) after t generator steps,
         so early averages are not dominated by the initial weights.
+
+    Randomness inside a step (dropout, noise, the gradient penalty's mixing) comes from
+    torch's global generator, re-seeded before every training batch from (seed, rank,
+    epoch, batch): a resumed run draws the same numbers as an uninterrupted one.
+
+    `on_nonfinite` (set by train.py from trainer_guard.on_nonfinite): "stop" raises
+    NonFiniteLossError when a loss is NaN or infinite, before any weight changes; "skip"
+    skips that network's step and counts it (logged as train/nonfinite_skips).
     """
+
+    on_nonfinite: str = "stop"
 
     generator: nn.Module
     discriminator: nn.Module
@@ -112,6 +131,7 @@ class GANTask(L.LightningModule):
         self.n_critic = check_int("model.n_critic", n_critic, 1)
         self.ema_decay = None if ema_decay is None else check_number("model.ema_decay", ema_decay, 0, 1, open_maximum=True)
         self.generator_ema: nn.Module | None = None
+        self.nonfinite_skips = 0
         metrics = MetricCollection(
             {
                 "l1": MeanAbsoluteError(),
@@ -121,6 +141,9 @@ class GANTask(L.LightningModule):
             prefix="val/",
         )
         self.val_metrics = metrics
+        # Logged only when every validation image is large enough for its five scales.
+        self.ms_ssim = MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0)
+        self._ms_ssim_skipped = False
 
     # ---- what a model family defines -------------------------------------------------
 
@@ -159,6 +182,11 @@ class GANTask(L.LightningModule):
         """A generated or real image in network units -> RGB in [0, 1], (N, 3, H, W)."""
         raise NotImplementedError
 
+    def batch_from_images(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The batch `prepare` expects for input photos alone (prediction): RGB in [0, 1],
+        (N, 3, H, W). Families whose data come in pairs put the photo where the input goes."""
+        return {"image": rgb}
+
     def condition_rgb(self, example: Example) -> torch.Tensor | None:
         """The condition as an RGB picture for sample grids, if there is one."""
         return None
@@ -187,9 +215,41 @@ class GANTask(L.LightningModule):
             average.copy_(current)
         self.ema_updates += 1
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["ganforge"] = {"nonfinite_skips": self.nonfinite_skips}
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Build the average before Lightning loads its weights into it.
         self.setup("fit")
+        self.nonfinite_skips = int(checkpoint.get("ganforge", {}).get("nonfinite_skips", 0))
+
+    # ---- guards ----------------------------------------------------------------------
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Seed from PL_GLOBAL_SEED, which train.py's seed_everything(cfg.seed) sets.
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        key = (seed, self.global_rank, self.current_epoch, batch_idx)
+        torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
+
+    def _finite_or_skip(self, name: str, loss: torch.Tensor) -> bool:
+        """True when `loss` is finite on every process; otherwise stop or count a skip."""
+        finite = bool(torch.isfinite(loss).all())
+        if self._trainer is not None:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
+            return True
+        if self.on_nonfinite == "skip":
+            self.nonfinite_skips += 1
+            self.log("train/nonfinite_skips", float(self.nonfinite_skips))
+            return False
+        value = loss.detach().float().cpu()
+        shown = "NaN" if bool(torch.isnan(value).any()) else "infinite"
+        raise NonFiniteLossError(
+            f"train/{name} became {shown} at step {self.global_step} (epoch {self.current_epoch}, batch "
+            f"{self.trainer.fit_loop.epoch_loop.batch_idx if self._trainer is not None else '?'}): training stopped "
+            "before changing the weights; lower the learning rates (model.optim.lr_g / lr_d), clip gradients "
+            "(model.grad_clip.value=1), or skip such steps with trainer_guard.on_nonfinite=skip"
+        )
 
     # ---- training --------------------------------------------------------------------
 
@@ -230,6 +290,9 @@ class GANTask(L.LightningModule):
             )
             logs["train/loss_d_gp"] = penalty.detach()
             loss_d = loss_d + self.gan_loss.gradient_penalty_weight * penalty
+        if not self._finite_or_skip("loss_d", loss_d):
+            self.untoggle_optimizer(opt_d)
+            return  # G would learn from a broken D: skip the whole batch
         self._step(opt_d, loss_d)
         self.untoggle_optimizer(opt_d)
         logs["train/loss_d"] = loss_d.detach()
@@ -240,6 +303,10 @@ class GANTask(L.LightningModule):
             loss_adv = self.gan_loss.generator(self.adversarial_logits(d_fake))
             extras = self.generator_losses(example, fake, d_fake, _detached(d_real))
             loss_g = loss_adv + sum(extras.values())
+            if not self._finite_or_skip("loss_g", loss_g):
+                self.untoggle_optimizer(opt_g)
+                train_generator = False
+        if train_generator:
             self._step(opt_g, loss_g)
             self.untoggle_optimizer(opt_g)
             self.after_generator_step()
@@ -263,14 +330,21 @@ class GANTask(L.LightningModule):
 
     # ---- validation ------------------------------------------------------------------
 
-    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Updates the metrics; returns {"fake", "real"}: RGB in [0, 1], (N, 3, H, W), cropped
+        back to the batch's size, for callbacks that score more (eval's FID and KID)."""
         batch, (height, width) = pad_to_multiple(batch, self.multiple)
         example = self.prepare(batch)
         fake = self.generate(example, self.inference_generator)
         fake_rgb = self.to_rgb(example, fake)[..., :height, :width].contiguous()
         real_rgb = self.to_rgb(example, example.real)[..., :height, :width].contiguous()
         self.val_metrics.update(fake_rgb, real_rgb)
+        if min(height, width) >= MS_SSIM_MIN_SIDE:
+            self.ms_ssim.update(fake_rgb, real_rgb)
+        else:
+            self._ms_ssim_skipped = True
         self.extra_validation(example, fake_rgb, real_rgb)
+        return {"fake": fake_rgb, "real": real_rgb}
 
     def extra_validation(self, example: Example, fake_rgb: torch.Tensor, real_rgb: torch.Tensor) -> None:
         """A hook for family-specific validation metrics (images cropped back to size)."""
@@ -278,6 +352,23 @@ class GANTask(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute(), prog_bar=False)
         self.val_metrics.reset()
+        if not self._ms_ssim_skipped and self.ms_ssim.update_count:
+            self.log("val/ms_ssim", self.ms_ssim.compute())
+        self.ms_ssim.reset()
+        self._ms_ssim_skipped = False
+
+    # ---- prediction ------------------------------------------------------------------
+
+    @torch.no_grad()
+    def translate(self, rgb: torch.Tensor, generator: nn.Module | None = None) -> torch.Tensor:
+        """The generator's picture for input photos of any size: RGB in [0, 1], (N, 3, H, W)
+        -> (N, 3, H, W). The input is padded to the network's multiple and the output cropped
+        back. `generator` defaults to the inference generator (the moving average, if any);
+        its train/eval mode is the caller's choice."""
+        batch, (height, width) = pad_to_multiple(self.batch_from_images(rgb), self.multiple)
+        example = self.prepare(batch)
+        fake = self.generate(example, generator if generator is not None else self.inference_generator)
+        return self.to_rgb(example, fake)[..., :height, :width]
 
     # ---- samples ---------------------------------------------------------------------
 

@@ -92,6 +92,11 @@ class Pix2PixTask(GANTask):
             return lab_to_rgb(network_to_lab(example.condition, image.float()))
         return ((image.float() + 1) / 2).clamp(0, 1)
 
+    def batch_from_images(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.data_kind == "images":
+            return {"image": rgb}
+        return {"input": rgb, "target": rgb}  # the target is not used when only predicting
+
     def condition_rgb(self, example: Example) -> torch.Tensor:
         if self.data_kind == "images":
             return ((example.condition + 1) / 2).clamp(0, 1).expand(-1, 3, -1, -1)

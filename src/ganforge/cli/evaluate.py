@@ -1,0 +1,166 @@
+"""`python eval.py ckpt_path=... [data=...]`: a checkpoint's metrics on any dataset config.
+
+The task's own validation runs unchanged (L1, PSNR, SSIM, MS-SSIM when the images are
+large enough; compression adds bits per pixel), so scoring a checkpoint on its training
+run's data gives the numbers that run logged. On top of that, this command adds:
+
+* FID and KID (torchmetrics) when Inception's FID weights are available locally;
+* for compression, val/bpp_coded: the size of every validation image entropy-coded for
+  real (ganforge.codec), header included.
+
+The results are printed and written to <run folder>/metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from ganforge.cli import CONFIG_DIR
+from ganforge.cli.errors import report_user_errors
+from ganforge.errors import ConfigError, UserError
+
+__all__ = ["evaluate", "main", "run_data_config"]
+
+log = logging.getLogger("ganforge")
+
+
+def run_data_config(ckpt_path: Path) -> DictConfig | None:
+    """The `data` section of the config.yaml that train.py wrote beside the checkpoint's
+    folder (<run>/checkpoints/x.ckpt -> <run>/config.yaml), or None."""
+    for folder in (ckpt_path.parent, ckpt_path.parent.parent):
+        config = folder / "config.yaml"
+        if config.is_file():
+            data = OmegaConf.load(config).get("data")
+            if data is not None:
+                return data
+    return None
+
+
+def _extra_metrics(cfg: DictConfig, task) -> Any:
+    """A Lightning callback that scores the validation outputs beyond the task's metrics."""
+    import lightning as L
+    import numpy as np
+    import torch
+
+    from ganforge.metrics import FID_SKIPPED_MESSAGE, GenerativeMetrics, load_inception
+
+    fid_cfg = cfg.get("metrics", {}).get("fid", {}) or {}
+    inception = load_inception(fid_cfg.get("weights"))
+    if inception is None:
+        print(FID_SKIPPED_MESSAGE)
+        log.info(FID_SKIPPED_MESSAGE)
+    codec = None
+    if cfg.get("metrics", {}).get("code_images", True) and hasattr(task, "symbol_counts"):
+        from ganforge.codec.image import ImageCodec
+
+        codec = ImageCodec(task)
+
+    class ExtraMetrics(L.Callback):
+        def __init__(self) -> None:
+            self.generative = (
+                GenerativeMetrics(inception, kid_subset_size=int(fid_cfg.get("kid_subset_size", 100)))
+                if inception is not None else None
+            )
+            self.coded_bits = 0
+            self.pixels = 0
+
+        def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+            fake, real = outputs["fake"], outputs["real"]
+            if self.generative is not None:
+                self.generative.to(fake.device).update(fake, real)
+            if codec is not None:
+                # The dataset made these from 8-bit pixels, so rounding recovers them exactly.
+                pixels = (real * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+                for image in pixels:
+                    self.coded_bits += 8 * len(codec.compress(np.ascontiguousarray(image)))
+                    self.pixels += image.shape[0] * image.shape[1]
+
+        def results(self) -> dict[str, float]:
+            out = {}
+            if self.generative is not None:
+                out.update({f"val/{k}": v for k, v in self.generative.compute().items()})
+            if self.pixels:
+                out["val/bpp_coded"] = self.coded_bits / self.pixels
+            return out
+
+    return ExtraMetrics()
+
+
+def _chosen(group: str) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return str(HydraConfig.get().runtime.choices.get(group))
+    except ValueError:  # called outside a Hydra app (tests, notebooks)
+        return "given"
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Score the checkpoint `cfg.ckpt_path`; returns metric name -> value."""
+    import lightning as L
+
+    from ganforge.checkpoint import load_task
+    from ganforge.cli.train import _quiet_lightning
+
+    _quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    ckpt_path = Path(str(cfg.ckpt_path))
+    task = load_task(ckpt_path)
+    if not cfg.get("use_ema", True):
+        task.generator_ema = None
+    data_cfg = cfg.get("data")
+    source = f"data={_chosen('data')}"
+    if data_cfg is None:
+        data_cfg = run_data_config(ckpt_path)
+        source = f"the data of the run that wrote {ckpt_path.name}"
+        if data_cfg is None:
+            raise ConfigError(
+                f"no config.yaml beside {ckpt_path} to take the data from: choose it, e.g. data=sample, "
+                "data=folder data.root=DIR or data=paired data.root=DIR"
+            )
+    datamodule = hydra.utils.instantiate(data_cfg, _convert_="all")
+    datamodule.setup("validate")
+    extra = _extra_metrics(cfg, task)
+
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_cfg.update(logger=False, enable_checkpointing=False, enable_model_summary=False)
+    trainer = hydra.utils.instantiate(trainer_cfg, callbacks=[extra])
+    scores = trainer.validate(task, datamodule=datamodule, verbose=False)[0]
+    metrics = {k: float(v) for k, v in scores.items()}
+    metrics.update(extra.results())
+
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    report = {"checkpoint": str(ckpt_path.resolve()), "data": source, "ema": task.generator_ema is not None,
+              "metrics": metrics}
+    (output_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    width = max(len(k) for k in metrics) if metrics else 0
+    lines = [f"{ckpt_path} on {source}" + (" (moving average of G)" if report["ema"] else "")]
+    lines += [f"  {k:<{width}}  {v:.6g}" for k, v in sorted(metrics.items()) if not math.isnan(v)]
+    lines.append(f"written to {output_dir / 'metrics.json'}")
+    print("\n".join(lines))
+    log.info("\n".join(lines))
+    return metrics
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    with report_user_errors():
+        if OmegaConf.is_missing(cfg, "ckpt_path"):
+            raise UserError("ckpt_path is missing: python eval.py ckpt_path=<run>/checkpoints/best.ckpt")
+        evaluate(cfg)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

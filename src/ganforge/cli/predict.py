@@ -1,0 +1,129 @@
+"""`python predict.py ckpt_path=... input=photo.jpg|folder output=DIR`: run a trained
+generator on photos of any size.
+
+Each input is padded to the network's multiple and the output cropped back, so the
+result has the input's size. What comes out depends on the model family:
+
+* pix2pix colorization (trained on single photos): a colour or grayscale photo in, its
+  lightness kept and the colours predicted;
+* pix2pix on pairs: the translation of the input photo (the A side, or B with BtoA);
+* compression: the reconstruction after encoding and quantizing (see `ganforge compress`
+  for real files).
+
+Outputs are PNG files at <output>/<input's path relative to the input folder>.png,
+each written atomically. An unreadable input is reported and skipped; the command fails
+only when no input could be processed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from ganforge.cli import CONFIG_DIR
+from ganforge.cli.errors import EXIT_USER_ERROR, report_user_errors
+from ganforge.errors import DataError, UserError
+
+__all__ = ["main", "predict"]
+
+log = logging.getLogger("ganforge")
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"predict.device={name!r} is not a device: use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"predict.device={name} but no GPU is available: use predict.device=cpu")
+    return device
+
+
+def _inputs(source: Path, output: Path) -> list[tuple[Path, Path]]:
+    from ganforge.data.images import IMAGE_EXTENSIONS, find_images
+
+    if source.is_dir():
+        files = find_images(source)
+        if not files:
+            raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {source}: check input=")
+        return [(f, (output / f.relative_to(source)).with_suffix(".png")) for f in files]
+    if not source.is_file():
+        raise DataError(f"input={source} does not exist: pass an image or a folder of images")
+    return [(source, output / f"{source.stem}.png")]
+
+
+def predict(cfg: DictConfig) -> tuple[int, list[str]]:
+    """Run the checkpoint's generator over `cfg.input`; returns (images written, problems)."""
+    import torch
+    from PIL import Image
+
+    from ganforge.checkpoint import load_task
+    from ganforge.cli.files import progress, write_atomically
+    from ganforge.data.datasets import to_tensor
+    from ganforge.data.images import load_rgb
+
+    options = cfg.predict
+    output = Path(str(cfg.output))
+    if output.exists() and not output.is_dir():
+        raise UserError(f"output={output} is a file: pass a folder for the results")
+    pairs = _inputs(Path(str(cfg.input)), output)
+    device = _device(str(options.device))
+    task = load_task(cfg.ckpt_path)
+    if not options.use_ema:
+        task.generator_ema = None
+    task.to(device)
+    generator = task.inference_generator
+    # Eval mode: running batch-norm statistics, no dropout. pix2pix's own test script keeps
+    # the generator in train mode (dropout as noise, each image's own statistics).
+    generator.train(bool(options.train_mode))
+    torch.manual_seed(int(cfg.seed))
+
+    written, problems = 0, []
+    for source, target in progress(pairs, "predicting"):
+        if target.exists() and not options.overwrite:
+            continue
+        try:
+            image = load_rgb(source)
+        except DataError as error:
+            problems.append(str(error))
+            print(f"skipped: {error}", file=sys.stderr)
+            continue
+        rgb = to_tensor(image).unsqueeze(0).to(device)
+        result = task.translate(rgb, generator)[0]
+        pixels = (result * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        write_atomically(target, lambda temporary: Image.fromarray(pixels).save(temporary, format="PNG"))
+        written += 1
+    return written, problems
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="predict", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    with report_user_errors():
+        for key in ("ckpt_path", "input", "output"):
+            if OmegaConf.is_missing(cfg, key):
+                raise UserError(
+                    f"{key} is missing: python predict.py ckpt_path=<run>/checkpoints/best.ckpt input=<image or folder> "
+                    "output=<folder>"
+                )
+        written, problems = predict(cfg)
+    mode = "train mode" if cfg.predict.train_mode else "eval mode"
+    print(f"{written} image(s) written to {cfg.output} ({mode})"
+          + (f"; {len(problems)} skipped (unreadable, listed above)" if problems else ""))
+    if problems and not written:
+        sys.exit(EXIT_USER_ERROR)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
