@@ -75,8 +75,8 @@ class SampleGrid(L.Callback):
         self._last_written = step
         caption = " | ".join(rows)
         for logger in trainer.loggers:
-            if hasattr(logger, "log_image"):  # W&B
-                logger.log_image(key="samples", images=[grid], step=step, caption=[caption])
+            if hasattr(logger, "log_image"):  # W&B: the PNG file itself, not a re-encoding of the array
+                logger.log_image(key="samples", images=[str(path)], step=step, caption=[caption])
             elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
                 logger.experiment.add_image("samples", grid, global_step=step, dataformats="HWC")
         return path
