@@ -152,6 +152,17 @@ class _SoftToHard(torch.autograd.Function):
         return (grad_w.view_as(w) if need_w else None), (grad_c.to(centers.dtype) if need_c else None), None, None
 
 
+def _hard(w: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """hard(w) for sorted centers `values` (L,) in w's dtype, any shape, by tensor
+    operations only: the L - 1 midpoint comparisons of `_rank`, with a tie going to the
+    lower center, then a lookup."""
+    midpoints = (values[1:] + values[:-1]) / 2
+    rank = torch.zeros_like(w, dtype=torch.int64)
+    for k in range(midpoints.shape[0]):  # L is fixed, so a trace unrolls this loop
+        rank += w > midpoints[k]
+    return values[rank]
+
+
 def _nearest_distance(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     midpoints = ((values[1:] + values[:-1]) / 2).tolist()
     return (x - values.index_select(0, _rank(x, midpoints, inclusive=False))).abs_()
@@ -208,6 +219,13 @@ class SoftToHardQuantizer(nn.Module):
         self._centers.copy_(torch.sort(self._centers).values)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if not (torch.is_grad_enabled() and (w.requires_grad or self._centers.requires_grad)):
+            # No gradient to pass on (inference, export): plain tensor operations, which
+            # torch.jit.trace and torch.export record for any size of w; the autograd
+            # Function's chunk loop and .tolist() would freeze the example's size and
+            # centers into the graph. The values are the same bits: the same comparisons
+            # with the same midpoints.
+            return _hard(w, self.centers.detach().to(w.dtype))
         return _SoftToHard.apply(w, self.centers, self.temperature, True)
 
     def soft(self, w: torch.Tensor) -> torch.Tensor:
