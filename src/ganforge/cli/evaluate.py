@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import math
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ganforge.cli import CONFIG_DIR
-from ganforge.cli.errors import report_user_errors
+from ganforge.cli.errors import check_output_root, report_user_errors
 from ganforge.errors import ConfigError, UserError
 
 __all__ = ["evaluate", "main", "run_data_config"]
@@ -159,6 +160,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    check_output_root(sys.argv[1:])
     _hydra_main()
 
 

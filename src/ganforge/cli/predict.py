@@ -75,6 +75,10 @@ def predict(cfg: DictConfig) -> tuple[int, list[str]]:
     if output.exists() and not output.is_dir():
         raise UserError(f"output={output} is a file: pass a folder for the results")
     pairs = _inputs(Path(str(cfg.input)), output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot write to output={output} ({error.strerror or error}): choose another folder") from None
     device = _device(str(options.device))
     task = load_task(cfg.ckpt_path)
     if not options.use_ema:

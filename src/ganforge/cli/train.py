@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganforge.checks import check_choice
 from ganforge.cli import CONFIG_DIR
-from ganforge.cli.errors import report_user_errors
+from ganforge.cli.errors import check_output_root, report_user_errors
 from ganforge.errors import NonFiniteLossError, UserError
 
 __all__ = ["main", "resolve_ckpt_path", "train"]
@@ -52,6 +52,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if ckpt_path is not None:
         ckpt_path = str(resolve_ckpt_path(ckpt_path, Path(cfg.paths.log_dir)))
     task = hydra.utils.instantiate(cfg.model, _convert_="all")
+    if ckpt_path is not None:
+        _check_resumable(Path(ckpt_path), task)
     guard = cfg.get("trainer_guard") or {}
     task.on_nonfinite = check_choice("trainer_guard.on_nonfinite", guard.get("on_nonfinite", "stop"), ("stop", "skip"))
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
@@ -126,6 +128,27 @@ def resolve_ckpt_path(value: Any, log_dir: Path) -> Path:
     return path
 
 
+def _check_resumable(path: Path, task) -> None:
+    """One line, before anything is written, when the checkpoint cannot continue `task`:
+    damaged, of the other model family, or of another shape of network."""
+    from ganforge.checkpoint import FAMILIES, checkpoint_family, read_checkpoint
+    from ganforge.tasks import CompressionTask
+
+    checkpoint = read_checkpoint(path)
+    family, wanted = checkpoint_family(checkpoint), "compression" if isinstance(task, CompressionTask) else "pix2pix"
+    if family != wanted:
+        what = f"a {family} checkpoint" if family else "not a ganforge checkpoint"
+        raise UserError(f"ckpt_path={path} is {what}, but this run trains {wanted}: "
+                        f"resume it with {FAMILIES[family][1] if family else 'the model it was trained with'}")
+    task.setup("fit")  # builds the moving average of G, if any, whose weights are saved too
+    expected = {k: tuple(v.shape) for k, v in task.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
+    if expected != saved:
+        different = sorted(set(expected) ^ set(saved)) or sorted(k for k in expected if expected[k] != saved[k])
+        raise UserError(f"ckpt_path={path} holds another network than this config builds (first difference: "
+                        f"{different[0]}): resume with the overrides the run was trained with")
+
+
 def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
@@ -190,6 +213,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    check_output_root(sys.argv[1:])
     _hydra_main()
 
 

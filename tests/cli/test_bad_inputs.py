@@ -1,0 +1,153 @@
+"""The table of a user's mistakes, across train.py, eval.py, predict.py and the compress CLI.
+
+For each: a non-zero exit, a short message that names the problem, no traceback (unless
+HYDRA_FULL_ERROR=1), and every file that existed before (checkpoints, outputs, images)
+byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ganforge.data import sample_photo
+from tests.cli.helpers import REPO
+from tests.conftest import write_image
+
+COMPRESSION_TINY = [
+    "model=compression", "model.bottleneck=4", "model.generator.width=0.05", "model.generator.residual_blocks=1",
+    "model.discriminator.scales=2", "model.discriminator.ndf=4", "model.discriminator.n_layers=2",
+    "data.crop_size=48", "data.scale=0.25", "data.samples_per_epoch=4", "data.batch_size=2",
+    "trainer.max_epochs=1", "~callbacks.model_summary",
+]
+
+# (command, arguments, words the message must contain). {name} is a path from `world`.
+CASES = [
+    # train.py: the config
+    ("train", ["norm=spectal"], "Could not find 'norm/spectal'"),
+    ("train", ["model.lambda_ll=1"], "Key 'lambda_ll' is not in struct"),
+    ("train", ["model.lambda_l1=abc"], "error: model.lambda_l1 must be a number >= 0, got 'abc'"),
+    ("train", ["model.optim.lr_g=-0.1"], "error: model.optim.lr_g must be a number > 0"),
+    ("train", ["data.batch_size=0"], "error: data.batch_size must be an integer >= 1"),
+    ("train", ["norm.n_power_iterations=two"], "error: norm.n_power_iterations must be an integer >= 1"),
+    ("train", ["trainer_guard.on_nonfinite=ignore"], "error: trainer_guard.on_nonfinite must be one of"),
+    ("train", ["data.crop_size=48"], "error: U-Net with num_downs=6 needs image sides that are multiples of 64"),
+    ("train", [*COMPRESSION_TINY, "quantizer.centers=[0,0,1]"], "error: quantizer.centers has duplicates [0.0]"),
+    ("train", [*COMPRESSION_TINY, "quantizer.centers=[1]"], "error: quantizer.centers needs at least 2 centers"),
+    ("train", [*COMPRESSION_TINY, "quantizer.temperature=0"], "error: quantizer.temperature must be a number > 0"),
+    ("train", [*COMPRESSION_TINY, "data.crop_size=56"], "error: compression needs image sides that are multiples of 16"),
+    # train.py: the data
+    ("train", ["data.crop_size=512"], "smaller than data.crop_size=512"),
+    ("train", ["data=paired"], "error: data.root is not set"),
+    ("train", ["data=paired", "data.root={tmp}/no/such/folder"], "is not a folder"),
+    ("train", ["data=folder", "data.root={empty}"], "holds 0 image(s)"),
+    ("train", ["data=folder", "data.root={corrupt_folder}", "data.crop_size=32"], "cannot read image"),
+    ("train", ["data=folder", "data.root={truncated_folder}", "data.crop_size=32"], "cannot read image"),
+    # train.py: checkpoints and outputs
+    ("train", ["ckpt_path={tmp}/no/such.ckpt"], "error: ckpt_path={tmp}/no/such.ckpt does not exist"),
+    ("train", ["ckpt_path={truncated_ckpt}"], "cannot read checkpoint"),
+    ("train", ["ckpt_path={compression}"], "is a compression checkpoint, but this run trains pix2pix"),
+    ("train", ["ckpt_path={pix2pix}", "model.generator.ngf=8"], "holds another network than this config builds"),
+    ("train", ["ckpt_path={empty}"], "is a folder without checkpoints/last.ckpt"),
+    ("train", ["paths.log_dir={a_file}/runs"], "cannot write to paths.log_dir"),
+    # eval.py
+    ("eval", ["ckpt_path={tmp}/none.ckpt", "data=sample"], "checkpoint not found"),
+    ("eval", ["ckpt_path={truncated_ckpt}", "data=sample"], "cannot read checkpoint"),
+    ("eval", ["ckpt_path={pix2pix}"], "no config.yaml beside"),
+    ("eval", ["ckpt_path={pix2pix}", "data=sample", "metrics.fid.weights={a_file}"], "Inception weights"),
+    ("eval", ["ckpt_path={pix2pix}", "data=sample", "data.batch_size=-1"], "data.batch_size must be an integer >= 1"),
+    # predict.py
+    ("predict", ["ckpt_path={pix2pix}", "input={empty}", "output={tmp}/out"], "no images"),
+    ("predict", ["ckpt_path={pix2pix}", "input={corrupt_folder}/sub/broken.jpg", "output={tmp}/out"],
+     "cannot read image"),
+    ("predict", ["ckpt_path={pix2pix}", "input={photo}", "output={a_file}"], "is a file"),
+    ("predict", ["ckpt_path={pix2pix}", "input={photo}", "output={a_file}/out"], "cannot write to output"),
+    ("predict", ["ckpt_path={tmp}/none.ckpt", "input={photo}", "output={tmp}/out"], "checkpoint not found"),
+    ("predict", ["ckpt_path={pix2pix}", "input={photo}", "output={tmp}/out", "predict.device=tpu9"],
+     "predict.device"),
+    # the compress CLI
+    ("compress", ["--ckpt", "{pix2pix}", "{photo}", "{tmp}/photo.gfc"], "is a pix2pix checkpoint"),
+    ("compress", ["--ckpt", "{truncated_ckpt}", "{photo}", "{tmp}/photo.gfc"], "cannot read checkpoint"),
+    ("compress", ["--ckpt", "{compression}", "{photo}", "{a_file}/photo.gfc"], "cannot write"),
+    ("decompress", ["--ckpt", "{compression}", "{photo}", "{tmp}/out.png"], "is not a ganforge compressed file"),
+]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def world(tmp_path: Path, pix2pix_checkpoint: Path, compression_checkpoint: Path) -> dict[str, Path]:
+    """The files the cases point at; all of them must survive every case unchanged."""
+    (tmp_path / "empty").mkdir()
+    corrupt = tmp_path / "corrupt"
+    write_image(corrupt / "good.png", (80, 60))
+    write_image(corrupt / "sub" / "broken.jpg", (80, 60))
+    (corrupt / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG after all")
+    truncated = tmp_path / "truncated_images"
+    write_image(truncated / "a.png", (80, 60))
+    whole = (truncated / "a.png").read_bytes()
+    write_image(truncated / "b.png", (80, 60), seed=1)
+    (truncated / "b.png").write_bytes((truncated / "b.png").read_bytes()[: len(whole) // 2])
+    truncated_ckpt = tmp_path / "truncated.ckpt"
+    truncated_ckpt.write_bytes(pix2pix_checkpoint.read_bytes()[:4000])
+    a_file = tmp_path / "existing.png"
+    Image.fromarray(sample_photo("chelsea")[::8, ::8]).save(a_file)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(sample_photo("coffee")[::8, ::8]).save(photo)
+    return {"tmp": tmp_path, "empty": tmp_path / "empty", "corrupt_folder": corrupt, "truncated_folder": truncated,
+            "truncated_ckpt": truncated_ckpt, "a_file": a_file, "photo": photo, "pix2pix": pix2pix_checkpoint,
+            "compression": compression_checkpoint}
+
+
+def _run(command: str, args: list[str], world: dict[str, Path], env: dict | None = None):
+    args = [a.format(**world) for a in args]
+    if command in ("train", "eval"):
+        script = "train.py" if command == "train" else "eval.py"
+        extra = [f"paths.log_dir={world['tmp']}/logs"] if not any(a.startswith("paths.log_dir") for a in args) else []
+        argv = [str(REPO / script), *extra, *(["logger=csv"] if command == "train" else []), *args]
+    elif command == "predict":
+        argv = [str(REPO / "predict.py"), *args]
+    else:
+        argv = ["-m", "ganforge.cli", command, *args]
+    environment = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
+    environment.pop("HYDRA_FULL_ERROR", None)
+    environment.update(env or {})
+    return subprocess.run([sys.executable, *argv], cwd=REPO, env=environment, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("command, args, words", CASES, ids=[f"{c} {' '.join(a[-2:])}" for c, a, _ in CASES])
+def test_a_mistake_ends_in_a_short_message_and_damages_nothing(command, args, words, world):
+    before = {p: _digest(p) for root in (world["tmp"], world["pix2pix"].parent, world["compression"].parent)
+              for p in root.rglob("*") if p.is_file()}
+    result = _run(command, args, world)
+    assert result.returncode != 0, result.stdout[-2000:]
+    message = result.stderr.strip()
+    assert "Traceback" not in message + result.stdout, message[-3000:]
+    ours = [line for line in message.splitlines() if line.startswith("error: ")]
+    if ours:  # ganforge's own: one line naming the problem and the fix
+        assert len(ours) == 1 and words.format(**world) in ours[0], message[-2000:]
+    else:  # Hydra's, for a typo in a group or key: the problem first, then the options
+        lines = message.splitlines()
+        assert words in "\n".join(lines[:3]) and len(lines) <= 20, message[-2000:]
+    for path, digest in before.items():
+        assert path.is_file() and _digest(path) == digest, f"{path} was changed"
+
+
+def test_the_table_covers_every_command_and_enough_mistakes():
+    assert len(CASES) >= 20
+    assert {command for command, _, _ in CASES} >= {"train", "eval", "predict", "compress"}
+
+
+def test_hydra_full_error_shows_the_traceback_of_a_mistake(world):
+    result = _run("train", ["model.optim.lr_g=-0.1"], world, env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "model.optim.lr_g must be a number > 0" in result.stderr
