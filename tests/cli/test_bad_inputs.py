@@ -107,31 +107,54 @@ def world(tmp_path: Path, pix2pix_checkpoint: Path, compression_checkpoint: Path
             "compression": compression_checkpoint}
 
 
-def _run(command: str, args: list[str], world: dict[str, Path], env: dict | None = None):
+ENTRY_POINTS = {
+    "train": ("ganforge.cli.train", "main", "train.py"),
+    "eval": ("ganforge.cli.evaluate", "main", "eval.py"),
+    "predict": ("ganforge.cli.predict", "main", "predict.py"),
+    "compress": ("ganforge.cli.compress", "main_compress", "ganforge compress"),
+    "decompress": ("ganforge.cli.compress", "main_decompress", "ganforge decompress"),
+}
+
+
+def _argv(command: str, args: list[str], world: dict[str, Path]) -> list[str]:
     args = [a.format(**world) for a in args]
-    if command in ("train", "eval"):
-        script = "train.py" if command == "train" else "eval.py"
-        extra = [f"paths.log_dir={world['tmp']}/logs"] if not any(a.startswith("paths.log_dir") for a in args) else []
-        argv = [str(REPO / script), *extra, *(["logger=csv"] if command == "train" else []), *args]
-    elif command == "predict":
-        argv = [str(REPO / "predict.py"), *args]
-    else:
-        argv = ["-m", "ganforge.cli", command, *args]
-    environment = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
-    environment.pop("HYDRA_FULL_ERROR", None)
-    environment.update(env or {})
-    return subprocess.run([sys.executable, *argv], cwd=REPO, env=environment, capture_output=True, text=True,
-                          timeout=300)
+    if command in ("train", "eval") and not any(a.startswith("paths.log_dir") for a in args):
+        args = [f"paths.log_dir={world['tmp']}/logs", *args]
+    return [*(["logger=csv"] if command == "train" else []), *args]
+
+
+def _run(command: str, args: list[str], world: dict[str, Path], capsys, monkeypatch) -> tuple[int, str, str]:
+    """The command's main() in this process, as its console script calls it (a
+    subprocess per case would spend most of its time importing torch and Lightning):
+    returns (exit status, stdout, stderr)."""
+    import importlib
+
+    module_name, function, program = ENTRY_POINTS[command]
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(sys, "argv", [program, *_argv(command, args, world)])
+    capsys.readouterr()
+    code = 0
+    try:
+        getattr(importlib.import_module(module_name), function)()
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+    finally:
+        from hydra.core.global_hydra import GlobalHydra
+
+        GlobalHydra.instance().clear()
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("command, args, words", CASES, ids=[f"{c} {' '.join(a[-2:])}" for c, a, _ in CASES])
-def test_a_mistake_ends_in_a_short_message_and_damages_nothing(command, args, words, world):
+def test_a_mistake_ends_in_a_short_message_and_damages_nothing(command, args, words, world, capsys, monkeypatch):
     before = {p: _digest(p) for root in (world["tmp"], world["pix2pix"].parent, world["compression"].parent)
               for p in root.rglob("*") if p.is_file()}
-    result = _run(command, args, world)
-    assert result.returncode != 0, result.stdout[-2000:]
-    message = result.stderr.strip()
-    assert "Traceback" not in message + result.stdout, message[-3000:]
+    code, out, err = _run(command, args, world, capsys, monkeypatch)
+    assert code != 0, out[-2000:]
+    message = err.strip()
+    assert "Traceback" not in message + out, message[-3000:]
     ours = [line for line in message.splitlines() if line.startswith("error: ")]
     if ours:  # ganforge's own: one line naming the problem and the fix
         assert len(ours) == 1 and words.format(**world) in ours[0], message[-2000:]
@@ -147,7 +170,17 @@ def test_the_table_covers_every_command_and_enough_mistakes():
     assert {command for command, _, _ in CASES} >= {"train", "eval", "predict", "compress"}
 
 
-def test_hydra_full_error_shows_the_traceback_of_a_mistake(world):
-    result = _run("train", ["model.optim.lr_g=-0.1"], world, env={"HYDRA_FULL_ERROR": "1"})
-    assert result.returncode != 0
-    assert "Traceback" in result.stderr and "model.optim.lr_g must be a number > 0" in result.stderr
+@pytest.mark.parametrize("command, args, words", [CASES[0], CASES[3], CASES[-4]], ids=["hydra", "ours", "compress"])
+def test_the_real_command_line_reports_the_same(command, args, words, world):
+    """A few cases through a real process: the exit status and stderr a shell sees."""
+    module_name, function, program = ENTRY_POINTS[command]
+    argv = [str(REPO / program)] if program.endswith(".py") else ["-m", "ganforge.cli", command]
+    environment = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    result = subprocess.run([sys.executable, *argv, *_argv(command, args, world)], cwd=REPO, env=environment,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and words.format(**world) in result.stderr
+    assert "Traceback" not in result.stderr
+    full = subprocess.run([sys.executable, *argv, *_argv(command, args, world)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={**environment, "HYDRA_FULL_ERROR": "1"})
+    if command == "train":  # HYDRA_FULL_ERROR=1 shows where the error came from
+        assert full.returncode != 0 and "Traceback" in full.stderr
