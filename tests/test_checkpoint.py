@@ -65,6 +65,7 @@ def _trainer(tmp_path, batches_before_nan, **task_options):
     task.gan_loss.discriminator = discriminator_loss
     L.seed_everything(0, verbose=False)
     trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
+                        default_root_dir=tmp_path, enable_checkpointing=False,
                         enable_model_summary=False, limit_val_batches=0, inference_mode=False,
                         plugins=[AtomicCheckpointIO()],
                         callbacks=[LastCheckpoint(tmp_path, every_n_batches=1)])

@@ -133,3 +133,13 @@ def test_ckpt_path_last_resumes_the_newest_run_and_a_folder_means_its_last_check
     assert torch.load(resumed[0] / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
     # The first run's overrides came along: the tiny generator, not the default one.
     assert _weights(resumed[0]).keys() == _weights(run).keys()
+
+
+@pytest.mark.slow
+def test_a_diverged_run_in_a_sweep_is_left_out_and_the_sweep_goes_on(tmp_path):
+    result = run_train("-m", "model.optim.lr_d=1e30,2e-4", *TINY,
+                       "validate_before_training=false", log_dir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("became NaN") >= 1 and "the sweep goes on" in result.stderr
+    finished = [r for r in run_folders(tmp_path) if (r / "checkpoints" / "last.ckpt").is_file()]
+    assert finished, "no run of the sweep finished"

@@ -1,5 +1,5 @@
 """`ganforge <command> [args]`: train, eval and predict (same as `python train.py`,
-`python eval.py`, `python predict.py`), export, compress, decompress, rd."""
+`python eval.py`, `python predict.py`), export, compress, decompress, rd, report."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ COMMANDS = {
     "compress": ("ganforge.cli.compress", "main_compress"),
     "decompress": ("ganforge.cli.compress", "main_decompress"),
     "rd": ("ganforge.cli.rd", "main"),
+    "report": ("ganforge.cli.report", "main"),
 }
 
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganforge.checks import check_choice
 from ganforge.cli import CONFIG_DIR
 from ganforge.cli.errors import check_output_root, report_user_errors
-from ganforge.errors import NonFiniteLossError, UserError
+from ganforge.errors import NonFiniteLossError, UserError, user_message
 
 __all__ = ["main", "resolve_ckpt_path", "train"]
 
@@ -174,6 +174,13 @@ def _with_run_overrides(cfg: DictConfig) -> DictConfig:
     return compose(config_name="train", overrides=[*theirs, *current])
 
 
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def _close_loggers() -> None:
     # In a multirun the next job must start a new W&B run, not append to this one.
     if "wandb" in sys.modules:
@@ -206,7 +213,15 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     with report_user_errors():
         if cfg.get("ckpt_path") is not None:
             cfg = _with_run_overrides(cfg)
-        metrics = train(cfg)
+        try:
+            metrics = train(cfg)
+        except NonFiniteLossError as error:
+            if not _in_multirun():
+                raise
+            # A diverged trial is a result, not the end of the search: the sweeper records
+            # a None as a failed trial and goes on.
+            print(f"error: {user_message(error)} (this run is left out; the sweep goes on)", file=sys.stderr)
+            return None
     # The Optuna sweeper reads the return value: the metric chosen by cfg.optimized_metric.
     key = cfg.get("optimized_metric")
     return metrics.get(key) if key else None
