@@ -28,7 +28,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from ganforge.errors import UserError
+from ganforge.errors import UserError, user_message
 
 __all__ = [
     "FAMILIES",
@@ -59,7 +59,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated zip, a pickle with code in it, not a checkpoint at all
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first_line = user_message(error)
         raise UserError(f"cannot read checkpoint {path} ({first_line}): the file is damaged or not a checkpoint") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{path} is not a Lightning checkpoint (no state_dict): pass a .ckpt written by ganforge train")
@@ -98,7 +98,7 @@ def load_task(path: str | Path, family: str | None = None):
         task.setup("predict")
         task.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, TypeError, ValueError, KeyError) as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first_line = user_message(error)
         raise UserError(f"{path} does not match the {found} model it names ({first_line}): the file is damaged") from None
     return task.eval()
 
@@ -133,7 +133,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except FileNotFoundError:
             raise
         except Exception as error:
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            first_line = user_message(error)
             raise UserError(f"cannot read checkpoint {path} ({first_line}): the file is damaged or not a checkpoint") from None
 
 

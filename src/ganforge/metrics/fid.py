@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from ganforge.errors import ConfigError, UserError
+from ganforge.errors import ConfigError, UserError, user_message
 from ganforge.metrics.inception import InceptionFeatures
 
 __all__ = [
@@ -65,10 +65,6 @@ def default_weights_paths() -> list[Path]:
     return [checkpoints / FID_WEIGHTS_FILENAME, checkpoints / _TORCH_FIDELITY_FILENAME]
 
 
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
     """The file's tensors, read with weights_only=True; a UserError naming the file otherwise."""
     if path.is_dir():
@@ -80,7 +76,7 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, a pickle with code in it, not a torch file at all
         raise UserError(
-            f"cannot read Inception weights {path} ({_first_line(error)}): the file is damaged; {_FIX}"
+            f"cannot read Inception weights {path} ({user_message(error)}): the file is damaged; {_FIX}"
         ) from None
     # A state dict saved inside a checkpoint-like wrapper is accepted too.
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
