@@ -143,3 +143,15 @@ def test_a_diverged_run_in_a_sweep_is_left_out_and_the_sweep_goes_on(tmp_path):
     assert result.stderr.count("became NaN") >= 1 and "the sweep goes on" in result.stderr
     finished = [r for r in run_folders(tmp_path) if (r / "checkpoints" / "last.ckpt").is_file()]
     assert finished, "no run of the sweep finished"
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_between_batches_and_says_how_to_continue(uninterrupted, tmp_path):
+    stopped, run = _stop_part_way(tmp_path / "interrupted", signal.SIGINT)
+    assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr[-3000:]
+    assert "stopped by SIGINT" in stopped.stderr and f"ckpt_path={run}" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    final = torch.load(uninterrupted / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    # Saved after a whole batch: one D and one G step each, so an even step count.
+    assert 0 < saved["global_step"] < final and saved["global_step"] % 2 == 0
