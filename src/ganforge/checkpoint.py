@@ -46,6 +46,18 @@ FAMILIES = {
 }
 
 
+def _load_weights_only(path, map_location: Any = "cpu") -> Any:
+    """torch.load with weights_only=True; a damaged or code-carrying file -> one UserError."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # a truncated zip, a pickle with code in it, not a checkpoint at all
+        raise UserError(
+            f"cannot read checkpoint {path} ({user_message(error)}): the file is damaged or not a checkpoint"
+        ) from None
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's dictionary, loaded on the CPU with weights_only=True.
 
@@ -56,11 +68,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path} is a folder: pass a checkpoint file such as {path}/checkpoints/last.ckpt")
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated zip, a pickle with code in it, not a checkpoint at all
-        first_line = user_message(error)
-        raise UserError(f"cannot read checkpoint {path} ({first_line}): the file is damaged or not a checkpoint") from None
+    checkpoint = _load_weights_only(path)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{path} is not a Lightning checkpoint (no state_dict): pass a .ckpt written by ganforge train")
     return checkpoint
@@ -103,7 +111,6 @@ def load_task(path: str | Path, family: str | None = None):
     return task.eval()
 
 
-
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer and reader, made atomic and safe.
 
@@ -128,13 +135,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        try:
-            return torch.load(path, map_location=map_location or "cpu", weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as error:
-            first_line = user_message(error)
-            raise UserError(f"cannot read checkpoint {path} ({first_line}): the file is damaged or not a checkpoint") from None
+        return _load_weights_only(path, map_location or "cpu")
 
 
 class LastCheckpoint(L.Callback):

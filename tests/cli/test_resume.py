@@ -54,6 +54,13 @@ def _stop_part_way(log_dir: Path, how: signal.Signals) -> tuple[subprocess.Compl
     return subprocess.CompletedProcess(process.args, process.returncode, out, err), run
 
 
+def _assert_stopped_cleanly(stopped: subprocess.CompletedProcess, run: Path, how: signal.Signals) -> None:
+    """Exit 128 + signal, a line naming the signal and how to continue, no traceback."""
+    assert stopped.returncode == 128 + how, stopped.stderr[-3000:]
+    assert f"stopped by {how.name}" in stopped.stderr and f"ckpt_path={run}" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
 
@@ -95,9 +102,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(uninterrupted, tm
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes_to_the_same_weights(uninterrupted, tmp_path):
     stopped, run = _stop_part_way(tmp_path / "terminated", signal.SIGTERM)
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
-    assert "stopped by SIGTERM" in stopped.stderr and f"ckpt_path={run}" in stopped.stderr
-    assert "Traceback" not in stopped.stderr
+    _assert_stopped_cleanly(stopped, run, signal.SIGTERM)
     _assert_resume_matches(run, uninterrupted, tmp_path / "resumed")
 
 
@@ -148,9 +153,7 @@ def test_a_diverged_run_in_a_sweep_is_left_out_and_the_sweep_goes_on(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_saves_between_batches_and_says_how_to_continue(uninterrupted, tmp_path):
     stopped, run = _stop_part_way(tmp_path / "interrupted", signal.SIGINT)
-    assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr[-3000:]
-    assert "stopped by SIGINT" in stopped.stderr and f"ckpt_path={run}" in stopped.stderr
-    assert "Traceback" not in stopped.stderr
+    _assert_stopped_cleanly(stopped, run, signal.SIGINT)
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     final = torch.load(uninterrupted / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     # Saved after a whole batch: one D and one G step each, so an even step count.

@@ -17,7 +17,7 @@ from typing import Callable
 from ganforge.cli.files import progress, write_atomically
 from ganforge.errors import DataError, UserError
 
-__all__ = ["main_compress", "main_decompress", "load_compression_task", "write_atomically"]  # write_atomically: from files.py
+__all__ = ["main_compress", "main_decompress", "load_compression_task"]
 
 
 def load_compression_task(path: str | Path):
