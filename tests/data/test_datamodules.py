@@ -71,6 +71,50 @@ def test_a_resumed_loader_continues_the_epoch_where_it_stopped(tmp_path):
     assert len(_batches(resumed, epoch=4)) == 3
 
 
+class _Processes:
+    """What a datamodule reads from a data parallel trainer."""
+
+    def __init__(self, world_size: int, global_rank: int) -> None:
+        self.world_size, self.global_rank = world_size, global_rank
+        self.current_epoch = 0
+
+
+def _loaders(world_size: int, **options):
+    loaders = []
+    for rank in range(world_size):
+        dm = SampleDataModule(crop_size=32, scale=0.25, samples_per_epoch=10, batch_size=2, seed=1, **options)
+        dm.trainer = _Processes(world_size, rank)
+        loaders.append((dm.train_dataloader(), dm.val_dataloader()))
+    return loaders
+
+
+def test_data_parallel_processes_share_out_the_epochs_crops_and_the_validation_images():
+    [(alone, alone_val)] = _loaders(1)
+    shares = _loaders(3)
+    alone.sampler.set_epoch(2)
+    single = [tuple(key) for key in alone.sampler]
+    keys = []
+    for train, _ in shares:
+        train.sampler.set_epoch(2)
+        keys.append(list(train.sampler))
+    # 10 crops over 3 processes: 3 each (all take the same number of steps), no crop twice,
+    # and each crop is the one a single process draws for that key.
+    assert [len(k) for k in keys] == [3, 3, 3] and len(set(sum(keys, []))) == 9
+    assert set(sum(keys, [])) <= set(single)
+    key = keys[1][0]
+    torch.testing.assert_close(shares[1][0].dataset[key]["image"], alone.dataset[key]["image"], rtol=0, atol=0)
+    assert [len(train) for train, _ in shares] == [1, 1, 1]  # whole batches of 2
+    # Validation: every image once, over the processes.
+    val_indices = sorted(i for _, val in shares for i in val.sampler)
+    assert val_indices == list(range(len(alone_val.dataset)))
+
+
+def test_with_fewer_validation_images_than_processes_every_process_validates_them_all():
+    shares = _loaders(4, val_full_images=True)  # the one validation photo, chelsea
+    for _, val in shares:
+        assert len(val) == len(val.dataset) == 1  # each counts 4 times: the means are unchanged
+
+
 @pytest.mark.parametrize("kwargs, error, words", [
     ({"crop_size": 400, "scale": 0.5}, DataError, "smaller than data.crop_size=400"),
     ({"val_images": ["astronaut"]}, ConfigError, "in both data.train_images and data.val_images"),

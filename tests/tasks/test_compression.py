@@ -48,8 +48,8 @@ def test_every_encoder_parameter_gets_a_gradient_from_the_generator_loss():
     batch = {"image": torch.rand(2, 3, 64, 64)}
     example = task.prepare(batch)
     fake = task.generate(example, task.generator)
-    d_fake = task.discriminate(example, fake)
-    d_real = task.discriminate(example, example.real)
+    d_fake = task.discriminate(example, fake, task.discriminator)
+    d_real = task.discriminate(example, example.real, task.discriminator)
     loss = task.gan_loss.generator(task.adversarial_logits(d_fake)) + sum(
         task.generator_losses(example, fake, d_fake, [[f.detach() for f in s] for s in d_real]).values()
     )

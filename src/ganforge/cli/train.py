@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -25,6 +26,9 @@ def _quiet_lightning() -> None:
     # On a CPU the in-memory sample data needs no workers; the hint would only confuse.
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # Data parallel: the validation metrics are torchmetrics, which gather every process's
+    # state before computing; the values logged are already those of the whole set.
+    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -42,6 +46,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
     import torch
     from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from ganforge.distributed import end_launched_processes, launch_variables
 
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -62,8 +68,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    OmegaConf.save(OmegaConf.create(resolved), output_dir / "config.yaml")
+    if _is_rank_zero():  # the other processes of a data parallel run share the folder
+        OmegaConf.save(OmegaConf.create(resolved), output_dir / "config.yaml")
     loggers = _instantiate_all(cfg.get("logger"))
+    launch_before = launch_variables()
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(resolved)
@@ -83,8 +91,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
         raise NonFiniteLossError(f"{error}{kept}") from None
     finally:
         _close_loggers()
-    _summarize(before, final, output_dir)
+        end_launched_processes(trainer, launch_before)
+    if trainer.is_global_zero:
+        _summarize(before, final, output_dir)
     return final
+
+
+def _is_rank_zero() -> bool:
+    """Whether this is the first process of a run (before the trainer knows: from the
+    launch variables that Lightning, torchrun or SLURM set)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def _report_interrupt(trainer, output_dir: Path) -> None:
@@ -98,8 +116,9 @@ def _report_interrupt(trainer, output_dir: Path) -> None:
     where = f"saved {saver.path}" if saver and saver.path.is_file() else "no checkpoint saved (no last_checkpoint callback)"
     message = (f"stopped by {name} at step {trainer.global_step} (epoch {trainer.current_epoch}): {where}; "
                f"continue with: python train.py ckpt_path={output_dir}")
-    log.info(message)
-    print(message, file=sys.stderr, flush=True)
+    if trainer.is_global_zero:
+        log.info(message)
+        print(message, file=sys.stderr, flush=True)
     _close_loggers()
     sys.exit(128 + (signal.SIGINT if name == "SIGINT" else signal.SIGTERM))
 
@@ -216,7 +235,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         try:
             metrics = train(cfg)
         except NonFiniteLossError as error:
-            if not _in_multirun():
+            from ganforge.distributed import SWEEP_RUN_VARIABLE
+
+            if not (_in_multirun() or os.environ.get(SWEEP_RUN_VARIABLE)):
                 raise
             # A diverged trial is a result, not the end of the search: the sweeper records
             # a None as a failed trial and goes on.

@@ -66,13 +66,20 @@ class CropDataModule(L.LightningDataModule):
             return 0, 0
         return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.ready
 
+    def _processes(self) -> tuple[int, int]:
+        """(processes, this one's global rank) of the training run: each process loads its
+        own share of the data (the trainer's use_distributed_sampler is off, see EpochSampler)."""
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
     def train_dataloader(self) -> DataLoader:
         self.setup()
+        replicas, rank = self._processes()
         return ResumableDataLoader(
             self.train_set,
             batch_size=self.batch_size,
             # random crops are already random; pairs are files in a fixed order
-            sampler=EpochSampler(len(self.train_set), self.seed, shuffle=self.kind == "pairs"),
+            sampler=EpochSampler(len(self.train_set), self.seed, shuffle=self.kind == "pairs", replicas=replicas, rank=rank),
             drop_last=True,  # a last batch of one would break batch norm
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -86,9 +93,15 @@ class CropDataModule(L.LightningDataModule):
         self.setup()
         # Whole images differ in size: one per batch.
         batch_size = 1 if isinstance(self.val_set, FullImageDataset) else self.val_batch_size
+        # Data parallel: each process validates its share and the metrics gather their
+        # states, so every image counts once. With fewer images than processes, every
+        # process validates all of them: each counts equally often, the means are the same.
+        replicas, rank = self._processes()
+        share = range(rank, len(self.val_set), replicas) if 1 < replicas <= len(self.val_set) else None
         return DataLoader(
             self.val_set,
             batch_size=batch_size,
+            sampler=share,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,

@@ -22,12 +22,21 @@ class EpochSampler(Sampler):
     """`(epoch, index)` for every index of a dataset of `length`, shuffled per epoch with
     `shuffle` (a permutation seeded by (seed, epoch)), in order otherwise.
 
+    Data parallel training: process `rank` of `replicas` takes every `replicas`-th key of
+    the epoch's order, starting at its rank; each gets length // replicas keys, so all
+    take the same number of steps (the last keys of an epoch that does not divide are left
+    out). A key's randomness does not depend on which process draws it, so the samples of
+    an epoch are those of a single-process run.
+
     Lightning calls `set_epoch` at the start of each epoch. `resume_at(epoch, samples)`
-    makes the next pass over `epoch` skip its first `samples` keys.
+    makes the next pass over `epoch` skip the first `samples` keys of this process.
     """
 
-    def __init__(self, length: int, seed: int = 0, shuffle: bool = False) -> None:
+    def __init__(self, length: int, seed: int = 0, shuffle: bool = False, replicas: int = 1, rank: int = 0) -> None:
+        if not 0 <= rank < replicas:
+            raise ValueError(f"rank {rank} is not one of {replicas} processes")
         self.length, self.seed, self.shuffle = length, seed, shuffle
+        self.replicas, self.rank = replicas, rank
         self.epoch = 0
         self._resume: tuple[int, int] | None = None
 
@@ -38,18 +47,19 @@ class EpochSampler(Sampler):
         self._resume = (epoch, samples)
 
     def __len__(self) -> int:
-        return self.length
+        return self.length // self.replicas
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         # A generator: the epoch and the resume point are read at the first next(), after
         # Lightning has set the epoch, not when DataLoader builds its iterator.
         epoch = self.epoch
         order = np.random.default_rng((self.seed, epoch)).permutation(self.length) if self.shuffle else range(self.length)
+        mine = list(order)[self.rank :: self.replicas][: len(self)]
         start = 0
         if self._resume is not None and self._resume[0] == epoch:
             start = self._resume[1]
         self._resume = None
-        for index in list(order)[start:]:
+        for index in mine[start:]:
             yield epoch, int(index)
 
 

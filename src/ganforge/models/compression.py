@@ -140,8 +140,9 @@ class MultiScaleDiscriminator(nn.Module):
     """`scales` PatchGANs (pix2pixHD, Wang et al. 2018) on the image and its 2x, 4x, ...
     average-pooled versions (3x3 window, stride 2, padding not counted).
 
-    `forward(x)` -> a list of logit maps, finest first; `features(x)` -> per scale, the list
-    of every block's output (the last being the logits) for feature matching.
+    `forward(x)` -> a list of logit maps, finest first; `features(x)` (or
+    `forward(x, features=True)`, the form a DistributedDataParallel wrapper can call) -> per
+    scale, the list of every block's output (the last being the logits) for feature matching.
     """
 
     def __init__(self, in_channels: int = 3, scales: int = 3, ndf: int = 64, n_layers: int = 3,
@@ -169,7 +170,9 @@ class MultiScaleDiscriminator(nn.Module):
     def features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         return [d.features(image) for d, image in zip(self.discriminators, self._pyramid(x))]
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, features: bool = False) -> list[torch.Tensor] | list[list[torch.Tensor]]:
+        if features:
+            return self.features(x)
         return [d(image) for d, image in zip(self.discriminators, self._pyramid(x))]
 
 

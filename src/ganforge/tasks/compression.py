@@ -99,7 +99,7 @@ class CompressionTask(GANTask):
             )
         fake, w_bar = generator(example.real)
         example.extras["w_bar"] = w_bar
-        if self.training and generator is self.generator:
+        if self.training and generator is self.trained("generator"):
             self._count_symbols(w_bar)
         return fake
 
@@ -116,11 +116,28 @@ class CompressionTask(GANTask):
     def on_train_epoch_start(self) -> None:
         self.symbol_counts.zero_()
 
-    def discriminate(self, example: Example, image: torch.Tensor) -> list[list[torch.Tensor]]:
+    def _sum_over_processes(self, counts: torch.Tensor) -> torch.Tensor:
+        # Data parallel training: each process counted the symbols of its own share.
+        if self._trainer is None or self.trainer.world_size == 1:
+            return counts
+        return self.trainer.strategy.reduce(counts.clone(), reduce_op="sum")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["state_dict"]["symbol_counts"] = self._sum_over_processes(self.symbol_counts)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        # The saved counts are the sum over the processes: resume them on the first only.
+        state = checkpoint.get("state_dict", {})
+        if self._trainer is not None and self.trainer.global_rank != 0 and "symbol_counts" in state:
+            state["symbol_counts"] = torch.zeros_like(state["symbol_counts"])
+
+    def discriminate(self, example: Example, image: torch.Tensor, discriminator: torch.nn.Module) -> list[list[torch.Tensor]]:
         if self.conditional:
             condition = F.interpolate(example.extras["w_bar"].detach(), scale_factor=DOWNSAMPLING, mode="nearest")
             image = torch.cat([image, condition.to(image.dtype)], dim=1)
-        return self.discriminator.features(image)
+        return discriminator(image, features=True)
 
     def adversarial_logits(self, output: list[list[torch.Tensor]]) -> list[torch.Tensor]:
         return [scale[-1] for scale in output]
@@ -158,7 +175,8 @@ class CompressionTask(GANTask):
         super().on_validation_epoch_end()
         # The rate an ideal coder with one symbol distribution for the whole validation
         # set would reach: C * H(symbols) / 16^2 bits per pixel.
-        p = self._val_symbol_counts.double() / self._val_symbol_counts.sum().clamp_min(1)
+        counts = self._sum_over_processes(self._val_symbol_counts)
+        p = counts.double() / counts.sum().clamp_min(1)
         entropy = -(p[p > 0] * p[p > 0].log2()).sum().item()
         self.log("val/bpp_bound", self.bpp_bound)
         self.log("val/bpp_entropy", self.generator.bottleneck * entropy / DOWNSAMPLING**2)

@@ -9,10 +9,11 @@ clipping, the learning-rate decay, validation metrics, sample images) lives here
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import lightning as L
 import numpy as np
@@ -131,6 +132,7 @@ class GANTask(L.LightningModule):
         self.n_critic = check_int("model.n_critic", n_critic, 1)
         self.ema_decay = None if ema_decay is None else check_number("model.ema_decay", ema_decay, 0, 1, open_maximum=True)
         self.generator_ema: nn.Module | None = None
+        self._replicas: dict[str, nn.Module] = {}  # distributed wrappers, see distribute()
         self.nonfinite_skips = 0
         metrics = MetricCollection(
             {
@@ -154,8 +156,10 @@ class GANTask(L.LightningModule):
         """The fake image for `example`, made by `generator` (the trained one or its average)."""
         raise NotImplementedError
 
-    def discriminate(self, example: Example, image: torch.Tensor) -> Any:
-        """D's output for `image`: logits, or anything `adversarial_logits` reads logits from."""
+    def discriminate(self, example: Example, image: torch.Tensor, discriminator: nn.Module) -> Any:
+        """D's output for `image`, computed by calling `discriminator` (the discriminator, or
+        its DistributedDataParallel wrapper: call it, not its other methods): logits, or
+        anything `adversarial_logits` reads logits from."""
         raise NotImplementedError
 
     def adversarial_logits(self, output: Any) -> Any:
@@ -190,6 +194,30 @@ class GANTask(L.LightningModule):
     def condition_rgb(self, example: Example) -> torch.Tensor | None:
         """The condition as an RGB picture for sample grids, if there is one."""
         return None
+
+    # ---- data parallel training -------------------------------------------------------
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Train through `wrap(self.generator)` and `wrap(self.discriminator)`: each network
+        gets its own DistributedDataParallel (ganforge.distributed.GANDDPStrategy), so each
+        backward pass synchronizes exactly the network it trains. The wrappers are not
+        submodules: the task's state dict and checkpoints stay those of a single process."""
+        self._replicas = {"generator": wrap(self.generator), "discriminator": wrap(self.discriminator)}
+
+    def undistribute(self) -> None:
+        self._replicas = {}
+
+    def trained(self, name: str) -> nn.Module:
+        """The network `name` ("generator" or "discriminator") as training calls it: its
+        distributed wrapper when there is one."""
+        replica = self._replicas.get(name)
+        return replica if replica is not None else getattr(self, name)
+
+    def _discriminator_frozen(self):
+        """D's forward in G's step: D's parameters take no gradient, so its wrapper must not
+        wait for them (DistributedDataParallel.no_sync)."""
+        replica = self._replicas.get("discriminator")
+        return replica.no_sync() if replica is not None else contextlib.nullcontext()
 
     # ---- the generator's moving average ----------------------------------------------
 
@@ -276,17 +304,18 @@ class GANTask(L.LightningModule):
         opt_g, opt_d = self.optimizers()
         example = self.prepare(batch)
         train_generator = (batch_idx + 1) % self.n_critic == 0
+        generator, discriminator = self.trained("generator"), self.trained("discriminator")
         with torch.set_grad_enabled(train_generator):
-            fake = self.generate(example, self.generator)
+            fake = self.generate(example, generator)
 
         self.toggle_optimizer(opt_d)
-        d_real = self.discriminate(example, example.real)
-        d_fake = self.discriminate(example, fake.detach())
+        d_real = self.discriminate(example, example.real, discriminator)
+        d_fake = self.discriminate(example, fake.detach(), discriminator)
         loss_d = self.gan_loss.discriminator(self.adversarial_logits(d_real), self.adversarial_logits(d_fake))
         logs = {"train/loss_d_adv": loss_d.detach()}
         if self.gan_loss.gradient_penalty_weight > 0:
             penalty = gradient_penalty(
-                lambda x: self.adversarial_logits(self.discriminate(example, x)), example.real, fake
+                lambda x: self.adversarial_logits(self.discriminate(example, x, discriminator)), example.real, fake
             )
             logs["train/loss_d_gp"] = penalty.detach()
             loss_d = loss_d + self.gan_loss.gradient_penalty_weight * penalty
@@ -299,7 +328,8 @@ class GANTask(L.LightningModule):
 
         if train_generator:
             self.toggle_optimizer(opt_g)
-            d_fake = self.discriminate(example, fake)
+            with self._discriminator_frozen():
+                d_fake = self.discriminate(example, fake, discriminator)
             loss_adv = self.gan_loss.generator(self.adversarial_logits(d_fake))
             extras = self.generator_losses(example, fake, d_fake, _detached(d_real))
             loss_g = loss_adv + sum(extras.values())

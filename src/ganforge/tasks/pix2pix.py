@@ -75,8 +75,8 @@ class Pix2PixTask(GANTask):
     def generate(self, example: Example, generator: torch.nn.Module) -> torch.Tensor:
         return generator(example.condition)
 
-    def discriminate(self, example: Example, image: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(torch.cat([example.condition, image], dim=1))
+    def discriminate(self, example: Example, image: torch.Tensor, discriminator: torch.nn.Module) -> torch.Tensor:
+        return discriminator(torch.cat([example.condition, image], dim=1))
 
     @property
     def multiple(self) -> int:
