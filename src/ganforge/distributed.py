@@ -30,14 +30,15 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["GANDDPStrategy", "HydraJobLauncher", "end_launched_processes", "launch_variables", "SWEEP_RUN_VARIABLE"]
+__all__ = ["GANDDPStrategy", "HydraJobLauncher", "end_launched_processes", "launch_variables", "EXTRA_PROCESS_VARIABLE"]
 
 # What a launch adds to the environment of the process that launches (Lightning's launcher).
 _LAUNCH_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
-# Set for the processes launched by a run of a multirun: they run in Hydra's run mode but
-# must treat a diverged run as the sweep does (left out, exit 0), or Lightning's observer
-# of the children would end the whole sweep.
-SWEEP_RUN_VARIABLE = "GANFORGE_SWEEP_RUN"
+# Set for the processes that HydraJobLauncher starts. When a run stops for a reason the
+# first process reports (a non-finite loss, SIGTERM, Ctrl-C), they exit quietly with 0:
+# Lightning's observer of the children kills the first process, and with it a sweep,
+# when a child exits with an error.
+EXTRA_PROCESS_VARIABLE = "GANFORGE_EXTRA_PROCESS"
 
 
 class GANDDPStrategy(DDPStrategy):
@@ -101,14 +102,11 @@ class HydraJobLauncher(_SubprocessScriptLauncher):
         os.environ["NODE_RANK"] = str(environment.node_rank())
         os.environ["LOCAL_RANK"] = str(environment.local_rank())
         os.environ["WORLD_SIZE"] = str(self.num_processes * self.num_nodes)
-        from hydra.types import RunMode
         from hydra.utils import get_original_cwd
 
         job = HydraConfig.get()
         overrides = [o for o in job.overrides.task if not o.startswith("hydra")]
-        environment_copy = dict(os.environ)
-        if job.mode == RunMode.MULTIRUN:
-            environment_copy[SWEEP_RUN_VARIABLE] = "1"
+        environment_copy = {**os.environ, EXTRA_PROCESS_VARIABLE: "1"}
 
         for local_rank in range(1, self.num_processes):
             command = [

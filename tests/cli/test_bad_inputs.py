@@ -37,6 +37,8 @@ CASES = [
     ("train", ["data.batch_size=0"], "error: data.batch_size must be an integer >= 1"),
     ("train", ["norm.n_power_iterations=two"], "error: norm.n_power_iterations must be an integer >= 1"),
     ("train", ["trainer_guard.on_nonfinite=ignore"], "error: trainer_guard.on_nonfinite must be one of"),
+    ("train", ["trainer.accelerator=cpu", "trainer.devices=2"], "error: trainer.devices=2 x trainer.num_nodes=1 runs 2 processes"),
+    ("train", ["trainer=ddp"], "error: trainer.accelerator=gpu but this torch"),
     ("train", ["data.crop_size=48"], "error: U-Net with num_downs=6 needs image sides that are multiples of 64"),
     ("train", [*COMPRESSION_TINY, "quantizer.centers=[0,0,1]"], "error: quantizer.centers has duplicates [0.0]"),
     ("train", [*COMPRESSION_TINY, "quantizer.centers=[1]"], "error: quantizer.centers needs at least 2 centers"),
@@ -133,6 +135,9 @@ def _run(command: str, args: list[str], world: dict[str, Path], capsys, monkeypa
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(sys, "argv", [program, *_argv(command, args, world)])
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # trainer=ddp's case, on a GPU machine too
     capsys.readouterr()
     code = 0
     try:

@@ -128,3 +128,49 @@ def test_a_multirun_of_data_parallel_runs_trains_each_run_on_both_processes(tmp_
         skip = tuple(k for k in first["final"] if k.endswith(("running_mean", "running_var")))
         _assert_in_lockstep(first, second, except_keys=skip)
         _assert_different_data(first, second, batches=2)
+
+
+def test_sigterm_stops_every_process_together_and_the_run_resumes_to_the_same_weights(tmp_path):
+    """SIGTERM to the first process (a cluster's time limit): every process stops after the
+    same batch and saves; resumed, the run ends with the weights of an uninterrupted one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.cli.helpers import REPO
+
+    longer = [*TINY, *DDP, "trainer.max_epochs=3", "data.samples_per_epoch=32", "validate_before_training=false",
+              "callbacks.last_checkpoint.every_n_batches=3", "callbacks.sample_grid.every_n_steps=0"]
+    uninterrupted = run_train(*longer, log_dir=tmp_path / "whole")
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+
+    stopped_dir = tmp_path / "stopped"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    process = subprocess.Popen([sys.executable, str(REPO / "train.py"), f"paths.log_dir={stopped_dir}", "logger=csv",
+                                *longer], cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list(stopped_dir.glob("**/checkpoints/last.ckpt")) and process.poll() is None:
+        assert time.monotonic() < deadline, "the run wrote no last.ckpt"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=300)
+    [run] = run_folders(stopped_dir)
+    assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert err.count("stopped by SIGTERM") == 1 and f"ckpt_path={run}" in err  # said once, by the first process
+
+    def checkpoint(folder: Path) -> dict:
+        [found] = run_folders(folder)
+        return torch.load(found / "checkpoints" / "last.ckpt", weights_only=True)
+
+    whole = checkpoint(tmp_path / "whole")
+    assert 0 < checkpoint(stopped_dir)["global_step"] < whole["global_step"], "not stopped part-way"
+    resumed = run_train(f"ckpt_path={run}", log_dir=tmp_path / "resumed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = checkpoint(tmp_path / "resumed")
+    assert final["global_step"] == whole["global_step"]
+    # Exact: the same operations on the same data in the same order (see test_resume.py).
+    for name, value in whole["state_dict"].items():
+        assert torch.equal(value, final["state_dict"][name]), name

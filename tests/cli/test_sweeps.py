@@ -74,7 +74,7 @@ def test_the_slurm_preset_submits_what_lightning_needs(tmp_path, monkeypatch):
     assert (launcher["timeout_min"], launcher["cpus_per_task"], launcher["mem_gb"]) == (1440, 8, 32)
     assert launcher["partition"] is None and launcher["max_num_timeout"] == 0
 
-    config = compose_train(["hydra/launcher=slurm", "trainer=gpu", "trainer.devices=4", "trainer.num_nodes=2",
+    config = compose_train(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
                             "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90",
                             f"hydra.sweep.dir={tmp_path / 'sweep'}"])
     # submitit needs srun on the PATH to build a SLURM executor; it is never called here.
@@ -95,6 +95,9 @@ def test_the_slurm_preset_submits_what_lightning_needs(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="captured"):
         slurm.launch([["norm=batch"], ["norm=pixel"]], initial_job_idx=0)
     [script] = scripts
+    strategy = config.trainer.strategy
+    assert strategy._target_ == "ganforge.distributed.GANDDPStrategy" and strategy.separate_networks
+    assert config.trainer.sync_batchnorm and config.trainer.accelerator == "gpu"
     for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--partition=gpu", "--time=90",
                  "--cpus-per-task=8", "--mem=32GB", "--signal=USR2@120"):
         assert f"#SBATCH {line}\n" in script, (line, script)

@@ -66,13 +66,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     callbacks = _instantiate_all(cfg.get("callbacks"))
 
+    _check_accelerator(cfg.trainer.get("accelerator"))
+    loggers = _instantiate_all(cfg.get("logger"))
+    launch_before = launch_variables()
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    _check_strategy(trainer)
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if _is_rank_zero():  # the other processes of a data parallel run share the folder
         OmegaConf.save(OmegaConf.create(resolved), output_dir / "config.yaml")
-    loggers = _instantiate_all(cfg.get("logger"))
-    launch_before = launch_variables()
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(resolved)
 
@@ -95,6 +97,33 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         _summarize(before, final, output_dir)
     return final
+
+
+def _check_accelerator(accelerator: Any) -> None:
+    import torch
+
+    if str(accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(f"trainer.accelerator={accelerator} but this torch ({torch.__version__}) sees no CUDA GPU: "
+                        "use trainer=cpu or trainer=ddp_cpu here, or install a CUDA build of torch on a GPU machine")
+
+
+def _check_strategy(trainer) -> None:
+    """More than one process needs GANDDPStrategy: Lightning's own DDP cannot run the two
+    backward passes of a GAN step, and its launcher would restart a multirun."""
+    from ganforge.distributed import GANDDPStrategy
+
+    processes = trainer.num_devices * trainer.num_nodes
+    if processes > 1 and not isinstance(trainer.strategy, GANDDPStrategy):
+        raise UserError(f"trainer.devices={trainer.num_devices} x trainer.num_nodes={trainer.num_nodes} runs "
+                        f"{processes} processes with Lightning's {type(trainer.strategy).__name__}, which cannot "
+                        "train a GAN's two networks: use trainer=ddp (GPUs) or trainer=ddp_cpu")
+
+
+def _is_extra_process() -> bool:
+    """Whether ganforge's launcher started this process for a data parallel run."""
+    from ganforge.distributed import EXTRA_PROCESS_VARIABLE
+
+    return os.environ.get(EXTRA_PROCESS_VARIABLE) == "1"
 
 
 def _is_rank_zero() -> bool:
@@ -120,7 +149,7 @@ def _report_interrupt(trainer, output_dir: Path) -> None:
         log.info(message)
         print(message, file=sys.stderr, flush=True)
     _close_loggers()
-    sys.exit(128 + (signal.SIGINT if name == "SIGINT" else signal.SIGTERM))
+    sys.exit(0 if _is_extra_process() else 128 + (signal.SIGINT if name == "SIGINT" else signal.SIGTERM))
 
 
 def resolve_ckpt_path(value: Any, log_dir: Path) -> Path:
@@ -235,9 +264,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         try:
             metrics = train(cfg)
         except NonFiniteLossError as error:
-            from ganforge.distributed import SWEEP_RUN_VARIABLE
-
-            if not (_in_multirun() or os.environ.get(SWEEP_RUN_VARIABLE)):
+            if _is_extra_process():
+                return None  # the first process reports it
+            if not _in_multirun():
                 raise
             # A diverged trial is a result, not the end of the search: the sweeper records
             # a None as a failed trial and goes on.
