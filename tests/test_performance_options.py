@@ -122,3 +122,53 @@ def biases_before_instance_norm(task) -> set[str]:
                     and isinstance(norm, torch.nn.InstanceNorm2d) and not norm.affine):
                 found.add(f"{name}.{conv_name}.bias" if name else f"{conv_name}.bias")
     return found
+
+
+# ---- logging cadence -----------------------------------------------------------------------
+
+class EveryStep(Pix2PixTask):
+    """The task as it logged before: every batch."""
+
+    def _logs_reach_anyone(self, batch_idx: int) -> bool:
+        return True
+
+
+def test_logging_every_n_steps_writes_the_same_metrics_csv_as_logging_every_step(tmp_path):
+    """Lightning hands step metrics to the loggers only every log_every_n_steps batches:
+    logging on the other batches changed nothing but the time."""
+    calls = {}
+    texts = {}
+    for name, cls in (("cadence", Pix2PixTask), ("every", EveryStep)):
+        torch.manual_seed(0)
+        task = cls(**TINY, n_critic=2)
+        calls[name] = 0
+        original = task.log_dict
+
+        def counting(*args, _original=original, _name=name, _task=task, **kwargs):
+            calls[_name] += _task.trainer.training  # not validation's
+            return _original(*args, **kwargs)
+
+        task.log_dict = counting
+        logger = CSVLogger(tmp_path / name, name="", version="")
+        fit(task, batches=5, epochs=2, logger=logger, log_every_n_steps=3)
+        texts[name] = (tmp_path / name / "metrics.csv").read_text()
+    assert texts["cadence"] == texts["every"]
+    assert "train/loss_g" in texts["cadence"] and "train/loss_d" in texts["cadence"]
+    assert calls["every"] == 10
+    assert calls["cadence"] == 5  # the run's batches 3, 6 and 9 (log_every_n_steps), and each epoch's last
+
+
+def test_the_last_batch_of_a_run_is_logged_when_max_steps_ends_it_mid_epoch():
+    logged = []
+
+    class Spy(Pix2PixTask):
+        def _logs_reach_anyone(self, batch_idx: int) -> bool:
+            result = super()._logs_reach_anyone(batch_idx)
+            logged.append(result)
+            return result
+
+    torch.manual_seed(0)
+    task = Spy(**TINY)
+    trainer = fit(task, batches=5, max_steps=6)  # 3 batches of 5: one D and one G step each
+    assert logged == [False, False, True]
+    assert "train/loss_g" in trainer.callback_metrics
