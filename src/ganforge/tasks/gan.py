@@ -9,6 +9,7 @@ clipping, the learning-rate decay, validation metrics, sample images) lives here
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from torchmetrics.image import (
 
 from ganforge.checks import check_bool, check_choice, check_int, check_number
 from ganforge.errors import ConfigError, NonFiniteLossError
-from ganforge.losses import GANLoss, gradient_penalty, make_gan_loss
+from ganforge.losses import GANLoss, gradient_penalty, make_gan_loss, penalty_loss_scaler
 
 __all__ = ["Example", "GANTask", "MS_SSIM_MIN_SIDE", "network_part", "pad_to_multiple"]
 
@@ -90,6 +91,12 @@ class GANTask(L.LightningModule):
     torch's global generator, re-seeded before every training batch from (seed, rank,
     epoch, batch): a resumed run draws the same numbers as an uninterrupted one.
 
+    Under trainer.precision=16-mixed (float16 autocast and a GradScaler) the loss scaling
+    reaches every part of the manual loop: `manual_backward` scales the loss, clipping
+    clips the still-scaled gradients at value * scale (the same as unscaling first), the
+    scaler skips a step whose gradients overflowed and lowers its scale, and the gradient
+    penalty scales D's outputs (see `ganforge.losses.gradient_penalty`).
+
     Train losses are handed to Lightning only on the batches whose step metrics reach the
     loggers (every trainer.log_every_n_steps batches) and on the last batch of each epoch;
     `self.log` on the other batches cost about 7 ms per step for nothing.
@@ -127,6 +134,7 @@ class GANTask(L.LightningModule):
             raise ConfigError(f"model.optim.betas must be two numbers such as [0.5, 0.999], got {list(betas)}")
         self.betas = tuple(check_number("model.optim.betas", b, 0, 1, open_maximum=True) for b in betas)
         self.fused = check_bool("model.optim.fused", optim["fused"])
+        self._batch_context: contextlib.ExitStack | None = None
         self._latest_logs: tuple[Any, dict[str, torch.Tensor]] = (None, {})
         lr_decay = {"start_epoch": 0, "epochs": 0, **dict(lr_decay or {})}
         self.decay_start = check_int("model.lr_decay.start_epoch", lr_decay["start_epoch"] or 0, 0)
@@ -144,13 +152,13 @@ class GANTask(L.LightningModule):
             {
                 "l1": MeanAbsoluteError(),
                 "psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
-                "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+                "ssim": _Float32SSIM(data_range=1.0),
             },
             prefix="val/",
         )
         self.val_metrics = metrics
         # Logged only when every validation image is large enough for its five scales.
-        self.ms_ssim = MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0)
+        self.ms_ssim = _Float32MSSSIM(data_range=1.0)
         self._ms_ssim_skipped = False
 
     # ---- what a model family defines -------------------------------------------------
@@ -238,6 +246,21 @@ class GANTask(L.LightningModule):
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         key = (seed, self.global_rank, self.current_epoch, batch_idx)
         torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
+        # The gradient penalty takes the loss scaler from here (training_step calls it plainly).
+        self._end_batch_context()
+        self._batch_context = contextlib.ExitStack()
+        self._batch_context.enter_context(penalty_loss_scaler(self.loss_scaler))
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._end_batch_context()
+
+    def on_train_end(self) -> None:
+        self._end_batch_context()
+
+    def _end_batch_context(self) -> None:
+        if self._batch_context is not None:
+            self._batch_context.close()
+            self._batch_context = None
 
     def _finite_or_skip(self, name: str, loss: torch.Tensor) -> bool:
         """True when `loss` is finite on every process; otherwise stop or count a skip."""
@@ -284,8 +307,38 @@ class GANTask(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.clip_value is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=self.clip_value, gradient_clip_algorithm=self.clip_algorithm)
+            self._clip(optimizer)
         optimizer.step()
+
+    @property
+    def loss_scaler(self) -> torch.amp.GradScaler | None:
+        """The GradScaler of float16 mixed precision (trainer.precision=16-mixed), else None."""
+        if self._trainer is None:
+            return None
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        return scaler if scaler is not None and scaler.is_enabled() else None
+
+    def _clip(self, optimizer) -> None:
+        from lightning.pytorch.plugins.precision import MixedPrecision
+
+        if not isinstance(self.trainer.precision_plugin, MixedPrecision):
+            self.clip_gradients(optimizer, gradient_clip_val=self.clip_value, gradient_clip_algorithm=self.clip_algorithm)
+            return
+        # Mixed precision: Lightning's clip_gradients would clip the gradients as they are
+        # here, before optimizer.step(), where its plugin unscales them: still multiplied by
+        # the loss scale under 16-mixed. Clipping them at value * scale is the same as
+        # unscaling, clipping at value and scaling again (the scale is a power of two). It
+        # also refuses fused optimizers, which unscale inside their step. Inf or NaN
+        # gradients stay non-finite, so the scaler still skips that step.
+        value = self.clip_value
+        scaler = self.loss_scaler
+        if scaler is not None:
+            value = value * scaler.get_scale()
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.clip_algorithm == "norm":
+            torch.nn.utils.clip_grad_norm_(parameters, value)
+        else:
+            torch.nn.utils.clip_grad_value_(parameters, value)
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
@@ -428,6 +481,30 @@ class GANTask(L.LightningModule):
         rows["output"] = self.to_rgb(example, fake)
         rows["target"] = self.to_rgb(example, example.real)
         return {name: row[..., :height, :width] for name, row in rows.items()}
+
+
+class _Float32SSIM(StructuralSimilarityIndexMeasure):
+    """SSIM computed in float32 also under autocast (its Gaussian window is a convolution,
+    which bf16-mixed / 16-mixed would run in half precision)."""
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        with _no_autocast(preds):
+            super().update(preds.float(), target.float())
+
+
+class _Float32MSSSIM(MultiScaleStructuralSimilarityIndexMeasure):
+    """MS-SSIM computed in float32 also under autocast."""
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        with _no_autocast(preds):
+            super().update(preds.float(), target.float())
+
+
+def _no_autocast(tensor: torch.Tensor):
+    device = tensor.device.type
+    if torch.amp.is_autocast_available(device):
+        return torch.autocast(device, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _fused_adam_supported(parameters: list[torch.Tensor]) -> bool:
