@@ -124,6 +124,101 @@ def biases_before_instance_norm(task) -> set[str]:
     return found
 
 
+# ---- channels-last -------------------------------------------------------------------------
+
+def test_channels_last_networks_compute_what_the_default_format_computes():
+    default, last = pix2pix(), pix2pix(channels_last=True)
+    last.configure_model()  # what the Trainer calls
+    conv = next(p for p in last.generator.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    x = torch.randn(2, 1, 32, 32)
+    for mode in ("train", "eval"):
+        for task in (default, last):
+            getattr(task, mode)()
+        torch.manual_seed(1)
+        expected = default.generator(x)
+        torch.manual_seed(1)
+        actual = last.generator(x.contiguous(memory_format=torch.channels_last))
+        assert actual.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+        pair = torch.cat([x, expected], 1)
+        torch.testing.assert_close(last.discriminator(pair.contiguous(memory_format=torch.channels_last)),
+                                   default.discriminator(pair), rtol=1e-4, atol=1e-5)
+
+
+class BatchFormats(L.Callback):
+    def __init__(self) -> None:
+        self.seen: list[bool] = []
+
+    def on_train_batch_end(self, trainer, task, outputs, batch, batch_idx) -> None:
+        self.seen.append(batch["image"].is_contiguous(memory_format=torch.channels_last))
+
+
+def test_channels_last_training_runs_and_keeps_the_format():
+    task = pix2pix(channels_last=True, ema_decay=0.9)
+    before = weights(pix2pix())
+    formats = BatchFormats()
+    trainer = fit(task, callbacks=[formats])
+    assert formats.seen == [True, True, True]
+    assert all(torch.isfinite(trainer.callback_metrics[k]) for k in ("train/loss_d", "train/loss_g", "val/psnr"))
+    after = weights(task)
+    assert any(not torch.equal(after[k], before[k]) for k in before)
+    for network in (task.generator, task.discriminator, task.generator_ema):
+        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in network.parameters() if p.dim() == 4)
+
+
+# ---- torch.compile -------------------------------------------------------------------------
+
+def test_compile_trains_compiled_networks_and_the_checkpoint_works_everywhere(tmp_path):
+    """model.compile with a cheap backend (aot_eager: Dynamo and AOT autograd, no code
+    generation); inductor, the default, is what a user gets."""
+    from ganforge.cli.export import export
+
+    task = pix2pix(compile=True, compile_backend="aot_eager", ema_decay=0.9)
+    trainer = fit(task)
+    assert task._compiled
+    for network in (task.generator, task.discriminator, task.generator_ema):
+        assert network._compiled_call_impl is not None
+    assert all(torch.isfinite(trainer.callback_metrics[k]) for k in ("train/loss_d", "train/loss_g", "val/psnr"))
+    # The moving average is its own compiled network, not a second name for the generator.
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        task.eval()
+        assert not torch.allclose(task.generator(x), task.generator_ema(x))
+        compiled_output = task.generator_ema(x)
+    # Same state-dict keys as an uncompiled task: checkpoints, resume, eval, predict, export.
+    uncompiled = pix2pix(ema_decay=0.9)
+    uncompiled.setup("fit")
+    assert list(task.state_dict()) == list(uncompiled.state_dict())
+    path = tmp_path / "compiled.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = load_task(path)
+    assert loaded.compile_networks and not loaded._compiled  # hyper-parameter kept, nothing compiled outside fit
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.inference_generator(x), compiled_output, rtol=1e-4, atol=1e-5)
+    assert loaded.translate(torch.rand(1, 3, 40, 48)).shape == (1, 3, 40, 48)
+    line = export(path, tmp_path / "generator.pt", "torchscript")
+    assert "checked against PyTorch" in line
+
+
+def test_compile_leaves_a_gradient_penalty_discriminator_uncompiled():
+    task = pix2pix(compile=True, compile_backend="eager", gan_loss={"kind": "wgan_gp"})
+    trainer = fit(task, batches=2)
+    assert task.generator._compiled_call_impl is not None and task.discriminator._compiled_call_impl is None
+    assert torch.isfinite(trainer.callback_metrics["train/loss_d_gp"])
+
+
+def test_compile_is_not_done_by_validate_alone_and_rejects_unknown_backends():
+    task = pix2pix(compile=True, compile_backend="eager")
+    L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+              limit_val_batches=1, inference_mode=False).validate(task, datamodule=data(1), verbose=False)
+    assert not task._compiled and task.generator._compiled_call_impl is None
+    with pytest.raises(ConfigError, match="model.compile_backend=no_such_backend is not a torch.compile backend"):
+        pix2pix(compile=True, compile_backend="no_such_backend")
+    with pytest.raises(ConfigError, match="model.compile must be true or false"):
+        pix2pix(compile="sometimes")
+
+
 # ---- logging cadence -----------------------------------------------------------------------
 
 class EveryStep(Pix2PixTask):
@@ -172,3 +267,20 @@ def test_the_last_batch_of_a_run_is_logged_when_max_steps_ends_it_mid_epoch():
     trainer = fit(task, batches=5, max_steps=6)  # 3 batches of 5: one D and one G step each
     assert logged == [False, False, True]
     assert "train/loss_g" in trainer.callback_metrics
+
+
+# ---- the config ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["pix2pix", "pix2pix_small", "compression"])
+def test_the_options_are_in_the_model_configs(model):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["paths.output_dir=/tmp/unused", f"model={model}"])
+        assert (cfg.model.optim.fused, cfg.model.channels_last, cfg.model.compile, cfg.model.compile_backend) == (
+            True, False, False, "inductor")
+        cfg = compose(config_name="train", overrides=[
+            "paths.output_dir=/tmp/unused", f"model={model}", "model.optim.fused=false", "model.channels_last=true",
+            "model.compile=true", "model.compile_backend=eager"])
+    task = hydra.utils.instantiate(cfg.model, _convert_="all")
+    assert (task.fused, task.channels_last, task.compile_networks, task.compile_backend) == (False, True, True, "eager")
+    assert task.hparams["compile"] is True  # kept with the checkpoint, for load_task
+

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, MutableMapping
 
 import lightning as L
 import numpy as np
@@ -32,6 +33,8 @@ from ganforge.errors import ConfigError, NonFiniteLossError
 from ganforge.losses import GANLoss, gradient_penalty, make_gan_loss, penalty_loss_scaler
 
 __all__ = ["Example", "GANTask", "MS_SSIM_MIN_SIDE", "network_part", "pad_to_multiple"]
+
+log = logging.getLogger("ganforge")
 
 # MS-SSIM's five scales with an 11-pixel window need sides of at least (11 - 1) * 2**4 + 1.
 MS_SSIM_MIN_SIDE = 161
@@ -91,6 +94,14 @@ class GANTask(L.LightningModule):
     torch's global generator, re-seeded before every training batch from (seed, rank,
     epoch, batch): a resumed run draws the same numbers as an uninterrupted one.
 
+    channels_last: keep the networks' weights and the image batches in channels-last
+        memory format (faster convolutions on tensor-core GPUs, often on CPUs too).
+    compile: torch.compile each network in place (nn.Module.compile, so state-dict keys,
+        checkpoints, the EMA and export are unchanged) when training starts;
+        compile_backend picks the backend (default inductor). A discriminator trained with a
+        gradient penalty stays uncompiled: torch.compile cannot take the double backward.
+        Evaluation, prediction and export run the networks uncompiled.
+
     Under trainer.precision=16-mixed (float16 autocast and a GradScaler) the loss scaling
     reaches every part of the manual loop: `manual_backward` scales the loss, clipping
     clips the still-scaled gradients at value * scale (the same as unscaling first), the
@@ -119,6 +130,9 @@ class GANTask(L.LightningModule):
         grad_clip: Mapping[str, Any] | None = None,
         n_critic: int = 1,
         ema_decay: float | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -134,6 +148,17 @@ class GANTask(L.LightningModule):
             raise ConfigError(f"model.optim.betas must be two numbers such as [0.5, 0.999], got {list(betas)}")
         self.betas = tuple(check_number("model.optim.betas", b, 0, 1, open_maximum=True) for b in betas)
         self.fused = check_bool("model.optim.fused", optim["fused"])
+        self.channels_last = check_bool("model.channels_last", channels_last)
+        self.compile_networks = check_bool("model.compile", compile)
+        self.compile_backend = str(compile_backend)
+        if self.compile_networks:
+            import torch._dynamo
+
+            backends = torch._dynamo.list_backends(exclude_tags=())
+            if self.compile_backend not in backends:
+                raise ConfigError(f"model.compile_backend={self.compile_backend} is not a torch.compile backend: "
+                                  f"choose one of {', '.join(sorted(backends))} (inductor is the default)")
+        self._compiled = False
         self._batch_context: contextlib.ExitStack | None = None
         self._latest_logs: tuple[Any, dict[str, torch.Tensor]] = (None, {})
         lr_decay = {"start_epoch": 0, "epochs": 0, **dict(lr_decay or {})}
@@ -239,6 +264,37 @@ class GANTask(L.LightningModule):
         self.setup("fit")
         self.nonfinite_skips = int(checkpoint.get("ganforge", {}).get("nonfinite_skips", 0))
 
+    # ---- memory format and compilation -------------------------------------------------
+
+    def configure_model(self) -> None:
+        """Lightning calls this in every trainer.fit / validate, after `setup`: the networks
+        (the EMA included) go to channels-last, and are compiled for training."""
+        networks = [self.generator, self.discriminator] + ([self.generator_ema] if self.generator_ema is not None else [])
+        if self.channels_last:
+            for network in networks:
+                network.to(memory_format=torch.channels_last)
+        if self.compile_networks and not self._compiled and self.trainer.state.fn == "fit":
+            # After `setup` made the EMA: a deep copy of a compiled module would call the original.
+            for network in networks:
+                if network is self.discriminator and self.gan_loss.gradient_penalty_weight > 0:
+                    log.info("model.compile: the discriminator stays uncompiled, because torch.compile cannot "
+                             "differentiate the gradient penalty twice")
+                    continue
+                network.compile(backend=self.compile_backend)
+            self._compiled = True
+
+    def _channels_last_batch(self, batch: Any) -> None:
+        """With model.channels_last, turn the batch's images to channels-last in place (the
+        batch hooks see the dict that the step gets; overriding on_after_batch_transfer
+        instead would make Lightning warn in every run that passes a DataModule)."""
+        if self.channels_last and isinstance(batch, MutableMapping):
+            for key, value in batch.items():
+                if isinstance(value, torch.Tensor) and value.dim() == 4:
+                    batch[key] = value.contiguous(memory_format=torch.channels_last)
+
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._channels_last_batch(batch)
+
     # ---- guards ----------------------------------------------------------------------
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -246,6 +302,7 @@ class GANTask(L.LightningModule):
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         key = (seed, self.global_rank, self.current_epoch, batch_idx)
         torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
+        self._channels_last_batch(batch)
         # The gradient penalty takes the loss scaler from here (training_step calls it plainly).
         self._end_batch_context()
         self._batch_context = contextlib.ExitStack()
