@@ -250,7 +250,7 @@ def test_logging_every_n_steps_writes_the_same_metrics_csv_as_logging_every_step
     assert texts["cadence"] == texts["every"]
     assert "train/loss_g" in texts["cadence"] and "train/loss_d" in texts["cadence"]
     assert calls["every"] == 10
-    assert calls["cadence"] == 5  # the run's batches 3, 6 and 9 (log_every_n_steps), and each epoch's last
+    assert calls["cadence"] == 6  # the run's batches 3, 6 and 9 (log_every_n_steps), each epoch's first and last
 
 
 def test_the_last_batch_of_a_run_is_logged_when_max_steps_ends_it_mid_epoch():
@@ -265,7 +265,7 @@ def test_the_last_batch_of_a_run_is_logged_when_max_steps_ends_it_mid_epoch():
     torch.manual_seed(0)
     task = Spy(**TINY)
     trainer = fit(task, batches=5, max_steps=6)  # 3 batches of 5: one D and one G step each
-    assert logged == [False, False, True]
+    assert logged == [True, False, True]  # the epoch's first batch, then the run's last
     assert "train/loss_g" in trainer.callback_metrics
 
 

@@ -109,8 +109,8 @@ class GANTask(L.LightningModule):
     penalty scales D's outputs (see `ganforge.losses.gradient_penalty`).
 
     Train losses are handed to Lightning only on the batches whose step metrics reach the
-    loggers (every trainer.log_every_n_steps batches) and on the last batch of each epoch;
-    `self.log` on the other batches cost about 7 ms per step for nothing.
+    loggers (every trainer.log_every_n_steps batches) and on the first and last batch of
+    each epoch; `self.log` on the other batches cost about 7 ms per step for nothing.
 
     `on_nonfinite` (set by train.py from trainer_guard.on_nonfinite): "stop" raises
     NonFiniteLossError when a loss is NaN or infinite, before any weight changes; "skip"
@@ -460,16 +460,18 @@ class GANTask(L.LightningModule):
     def _logs_reach_anyone(self, batch_idx: int) -> bool:
         """Whether this batch's train losses go to Lightning: on the batches whose step
         metrics Lightning hands to the loggers (every trainer.log_every_n_steps batches, and
-        when the run is stopping), and on the last batch of an epoch or of the run, so that
-        callback_metrics (train.py's summary, callbacks) hold the latest losses. The
-        progress bar shows the values of the last such batch."""
+        when the run is stopping); on the last batch of an epoch or of the run, so that
+        callback_metrics (train.py's summary, callbacks) hold the latest losses; and on the
+        first batch of an epoch, so that the progress bar has numbers from the start (and
+        Lightning's one-time set-up of each logged key, ~15 ms, falls on the first batch).
+        The progress bar shows the values of the last such batch."""
         if self._trainer is None:
             return True
         trainer = self.trainer
         connector = getattr(trainer, "_logger_connector", None)
         if trainer.fast_dev_run or connector is None or connector.should_update_logs:
             return True
-        if batch_idx + 1 >= trainer.num_training_batches:
+        if batch_idx == 0 or batch_idx + 1 >= trainer.num_training_batches:
             return True
         return 0 <= trainer.max_steps <= trainer.global_step
 
