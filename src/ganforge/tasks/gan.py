@@ -95,7 +95,7 @@ class GANTask(L.LightningModule):
     epoch, batch): a resumed run draws the same numbers as an uninterrupted one.
 
     channels_last: keep the networks' weights and the image batches in channels-last
-        memory format (faster convolutions on tensor-core GPUs, often on CPUs too).
+        memory format (faster convolutions on tensor-core GPUs).
     compile: torch.compile each network in place (nn.Module.compile, so state-dict keys,
         checkpoints, the EMA and export are unchanged) when training starts;
         compile_backend picks the backend (default inductor). A discriminator trained with a
