@@ -24,7 +24,7 @@ Per config, three fresh subprocesses:
   the time from one batch start to the next (adds fetching the batch and the loop's work).
 The plain loop: the same networks (task.generator / task.discriminator), task.gan_loss and
 hand-written extra losses (checked equal to task.prepare / task.generator_losses), two Adam
-optimizers, D excluded from G's backward (requires_grad off, as toggle_optimizer does), EMA
+optimizers made by task.adam (fused, as the task's, unless model.optim.fused is off), D excluded from G's backward (requires_grad off, as toggle_optimizer does), EMA
 and symbol counts where the task does them; one fixed batch from the same DataModule.
 Step times: medians of the steps after each run's warm-up (pooled over the rounds).
 CPU per step (getrusage over the timed steps): user and system seconds and minor page
@@ -204,8 +204,9 @@ class PlainLoop:
         self.task = task.train()
         self.compression = isinstance(task, CompressionTask)
         self.G, self.D, self.gan_loss = task.generator, task.discriminator, task.gan_loss
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=task.lr_g, betas=task.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=task.lr_d, betas=task.betas)
+        # The task's own Adam (fused where the task's is): the same optimizers as ours.
+        self.opt_g = task.adam(self.G.parameters(), task.lr_g)
+        self.opt_d = task.adam(self.D.parameters(), task.lr_d)
         self.ema = copy.deepcopy(self.G).requires_grad_(False) if task.ema_decay is not None else None
         self.ema_updates = 0
         if self.compression:

@@ -9,7 +9,14 @@ from typing import Any
 
 from ganforge.errors import ConfigError
 
-__all__ = ["check_int", "check_number", "check_choice"]
+__all__ = ["check_bool", "check_int", "check_number", "check_choice"]
+
+
+def check_bool(key: str, value: Any) -> bool:
+    """`value` as a bool; only true and false (Python's or YAML's) are accepted."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
 
 
 def check_int(key: str, value: Any, minimum: int | None = None) -> int:

@@ -136,17 +136,52 @@ def make_gan_loss(kind: str, **options: float) -> GANLoss:
 
 
 def gradient_penalty(
-    critic: Callable[[torch.Tensor], Logits], real: torch.Tensor, fake: torch.Tensor
+    critic: Callable[[torch.Tensor], Logits],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    scaler: "torch.amp.GradScaler | None" = None,
 ) -> torch.Tensor:
     """E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake,
     eps ~ U[0, 1] per sample (Gulrajani et al. 2017, Algorithm 1).
 
     `critic` maps an image batch to logits; for a conditional D, close over the
     condition. The graph is kept so the penalty can be back-propagated into D.
+
+    `scaler` (float16 mixed precision's GradScaler, or None): under float16 autocast the
+    gradients through D would underflow, so, as in PyTorch's AMP recipe for gradient
+    penalties, D's outputs are multiplied by the loss scale before `autograd.grad` and the
+    gradients divided by it. Where the scaled gradients overflow (the scaler starts high and
+    learns its scale from overflows), the scale is backed off on the scaler itself and the
+    gradients taken again, so that a finite penalty is not reported as a diverged loss; if
+    they are not finite even at scale 1, or D's outputs are not finite, the penalty is
+    returned as it is (non-finite) and the scale left as it was.
     """
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     logits = critic(mixed)
     outputs = [logits] if isinstance(logits, torch.Tensor) else list(logits)
-    grads = torch.autograd.grad([o.sum() for o in outputs], mixed, create_graph=True)[0]
+    sums = [o.sum() for o in outputs]
+    if scaler is None or not scaler.is_enabled():
+        grads = torch.autograd.grad(sums, mixed, create_graph=True)[0]
+    else:
+        grads = _unscaled_gradients(sums, mixed, scaler)
     return (grads.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+def _unscaled_gradients(sums: list[torch.Tensor], mixed: torch.Tensor, scaler: "torch.amp.GradScaler") -> torch.Tensor:
+    """d(sum of `sums`)/d(mixed), taken on outputs multiplied by the scaler's scale."""
+    scaled = scaler.scale(sums)  # also creates the scale on its first use
+    first_scale = scale = scaler.get_scale()
+    outputs_finite = all(bool(torch.isfinite(s)) for s in sums)
+    while True:
+        grads = torch.autograd.grad(scaled, mixed, create_graph=True)[0]
+        if bool(torch.isfinite(grads).all()):
+            break
+        if not outputs_finite or scale <= 1.0:  # not an overflow of the scaling: leave it to the caller
+            if scale != first_scale:
+                scaler.update(new_scale=first_scale)
+            break
+        scale = scale * scaler.get_backoff_factor()
+        scaler.update(new_scale=scale)
+        scaled = scaler.scale(sums)
+    return grads * (1.0 / scale)

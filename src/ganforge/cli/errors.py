@@ -6,11 +6,11 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-from ganforge.errors import UserError, user_message
+from ganforge.errors import ConfigError, UserError, user_message
 
-__all__ = ["EXIT_USER_ERROR", "check_output_root", "find_user_error", "report_user_errors"]
+__all__ = ["EXIT_USER_ERROR", "check_output_root", "check_precision", "find_user_error", "report_user_errors"]
 
 EXIT_USER_ERROR = 2
 
@@ -61,3 +61,25 @@ def check_output_root(argv: Sequence[str], key: str = "paths.log_dir", default: 
         print(f"error: cannot write to {key}={folder} ({error.strerror or error}): choose another folder",
               file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+
+
+def check_precision(trainer: Mapping[str, Any]) -> None:
+    """Refuse float16 mixed precision on a CPU with one line naming bf16-mixed.
+
+    Lightning would warn and quietly train in bf16-mixed instead, while the run's
+    config.yaml says 16-mixed. `trainer` is the trainer config (precision, accelerator).
+    """
+    precision = str(trainer.get("precision", "32-true"))
+    if precision not in ("16-mixed", "16"):
+        return
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator == "auto":
+        import torch
+
+        on_cpu = not torch.cuda.is_available() and not torch.backends.mps.is_available()
+    else:
+        on_cpu = accelerator == "cpu"
+    if on_cpu:
+        where = "trainer.accelerator=cpu" if accelerator == "cpu" else "no GPU was found (trainer.accelerator=auto)"
+        raise ConfigError(f"trainer.precision={precision} (float16 with loss scaling) needs a GPU, but {where}: "
+                          "use trainer.precision=bf16-mixed on a CPU")

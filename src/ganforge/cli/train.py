@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganforge.checks import check_choice
 from ganforge.cli import CONFIG_DIR
-from ganforge.cli.errors import check_output_root, report_user_errors
+from ganforge.cli.errors import check_output_root, check_precision, report_user_errors
 from ganforge.errors import NonFiniteLossError, UserError, user_message
 
 __all__ = ["main", "resolve_ckpt_path", "train"]
@@ -54,6 +54,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
 
     # Build everything that can reject the user's input before anything is written.
+    check_precision(cfg.trainer)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None:
         ckpt_path = str(resolve_ckpt_path(ckpt_path, Path(cfg.paths.log_dir)))

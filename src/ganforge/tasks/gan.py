@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, MutableMapping
 
 import lightning as L
 import numpy as np
@@ -27,11 +28,13 @@ from torchmetrics.image import (
     StructuralSimilarityIndexMeasure,
 )
 
-from ganforge.checks import check_choice, check_int, check_number
+from ganforge.checks import check_bool, check_choice, check_int, check_number
 from ganforge.errors import ConfigError, NonFiniteLossError
 from ganforge.losses import GANLoss, gradient_penalty, make_gan_loss
 
 __all__ = ["Example", "GANTask", "MS_SSIM_MIN_SIDE", "network_part", "pad_to_multiple"]
+
+log = logging.getLogger("ganforge")
 
 # MS-SSIM's five scales with an 11-pixel window need sides of at least (11 - 1) * 2**4 + 1.
 MS_SSIM_MIN_SIDE = 161
@@ -76,7 +79,9 @@ class GANTask(L.LightningModule):
     extra losses. `trainer.max_steps` therefore counts optimizer steps, D's and G's.
 
     gan_loss: {kind: vanilla|lsgan|hinge|wgan_gp, ...options}.
-    optim: {lr_g, lr_d, betas}; Adam for both networks.
+    optim: {lr_g, lr_d, betas, fused}; Adam for both networks. fused (default true): torch's
+        fused Adam kernel where torch has one for the parameters' device and dtype (CPU,
+        CUDA, ...), else its default (foreach) Adam; the same update, computed in one kernel.
     lr_decay: {start_epoch, epochs}: constant learning rate until `start_epoch`, then a
         linear decay to 0 over `epochs` epochs (pix2pix's "linear" policy); epochs 0 = off.
     grad_clip: {value, algorithm}: clip each network's gradients (norm or value); null = off.
@@ -88,6 +93,24 @@ class GANTask(L.LightningModule):
     Randomness inside a step (dropout, noise, the gradient penalty's mixing) comes from
     torch's global generator, re-seeded before every training batch from (seed, rank,
     epoch, batch): a resumed run draws the same numbers as an uninterrupted one.
+
+    channels_last: keep the networks' weights and the image batches in channels-last
+        memory format (faster convolutions on tensor-core GPUs).
+    compile: torch.compile each network in place (nn.Module.compile, so state-dict keys,
+        checkpoints, the EMA and export are unchanged) when training starts;
+        compile_backend picks the backend (default inductor). A discriminator trained with a
+        gradient penalty stays uncompiled: torch.compile cannot take the double backward.
+        Evaluation, prediction and export run the networks uncompiled.
+
+    Under trainer.precision=16-mixed (float16 autocast and a GradScaler) the loss scaling
+    reaches every part of the manual loop: `manual_backward` scales the loss, clipping
+    clips the still-scaled gradients at value * scale (the same as unscaling first), the
+    scaler skips a step whose gradients overflowed and lowers its scale, and the gradient
+    penalty scales D's outputs (see `ganforge.losses.gradient_penalty`).
+
+    Train losses are handed to Lightning only on the batches whose step metrics reach the
+    loggers (every trainer.log_every_n_steps batches) and on the first and last batch of
+    each epoch; `self.log` on the other batches cost about 7 ms per step for nothing.
 
     `on_nonfinite` (set by train.py from trainer_guard.on_nonfinite): "stop" raises
     NonFiniteLossError when a loss is NaN or infinite, before any weight changes; "skip"
@@ -107,20 +130,36 @@ class GANTask(L.LightningModule):
         grad_clip: Mapping[str, Any] | None = None,
         n_critic: int = 1,
         ema_decay: float | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.gan_loss: GANLoss = make_gan_loss(**dict(gan_loss or {"kind": "vanilla"}))
-        optim = {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), **dict(optim or {})}
-        unknown = sorted(set(optim) - {"lr_g", "lr_d", "betas"})
+        optim = {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "fused": True, **dict(optim or {})}
+        unknown = sorted(set(optim) - {"lr_g", "lr_d", "betas", "fused"})
         if unknown:
-            raise ConfigError(f"unknown model.optim option(s) {unknown}: the options are lr_g, lr_d, betas")
+            raise ConfigError(f"unknown model.optim option(s) {unknown}: the options are lr_g, lr_d, betas, fused")
         self.lr_g = check_number("model.optim.lr_g", optim["lr_g"], 0, open_minimum=True)
         self.lr_d = check_number("model.optim.lr_d", optim["lr_d"], 0, open_minimum=True)
         betas = tuple(optim["betas"])
         if len(betas) != 2:
             raise ConfigError(f"model.optim.betas must be two numbers such as [0.5, 0.999], got {list(betas)}")
         self.betas = tuple(check_number("model.optim.betas", b, 0, 1, open_maximum=True) for b in betas)
+        self.fused = check_bool("model.optim.fused", optim["fused"])
+        self.channels_last = check_bool("model.channels_last", channels_last)
+        self.compile_networks = check_bool("model.compile", compile)
+        self.compile_backend = str(compile_backend)
+        if self.compile_networks:
+            import torch._dynamo
+
+            backends = torch._dynamo.list_backends(exclude_tags=())
+            if self.compile_backend not in backends:
+                raise ConfigError(f"model.compile_backend={self.compile_backend} is not a torch.compile backend: "
+                                  f"choose one of {', '.join(sorted(backends))} (inductor is the default)")
+        self._compiled = False
+        self._latest_logs: tuple[Any, dict[str, torch.Tensor]] = (None, {})
         lr_decay = {"start_epoch": 0, "epochs": 0, **dict(lr_decay or {})}
         self.decay_start = check_int("model.lr_decay.start_epoch", lr_decay["start_epoch"] or 0, 0)
         self.decay_epochs = check_int("model.lr_decay.epochs", lr_decay["epochs"] or 0, 0)
@@ -138,13 +177,13 @@ class GANTask(L.LightningModule):
             {
                 "l1": MeanAbsoluteError(),
                 "psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
-                "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+                "ssim": _Float32SSIM(data_range=1.0),
             },
             prefix="val/",
         )
         self.val_metrics = metrics
         # Logged only when every validation image is large enough for its five scales.
-        self.ms_ssim = MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0)
+        self.ms_ssim = _Float32MSSSIM(data_range=1.0)
         self._ms_ssim_skipped = False
 
     # ---- what a model family defines -------------------------------------------------
@@ -251,6 +290,37 @@ class GANTask(L.LightningModule):
         self.setup("fit")
         self.nonfinite_skips = int(checkpoint.get("ganforge", {}).get("nonfinite_skips", 0))
 
+    # ---- memory format and compilation -------------------------------------------------
+
+    def configure_model(self) -> None:
+        """Lightning calls this in every trainer.fit / validate, after `setup`: the networks
+        (the EMA included) go to channels-last, and are compiled for training."""
+        networks = [self.generator, self.discriminator] + ([self.generator_ema] if self.generator_ema is not None else [])
+        if self.channels_last:
+            for network in networks:
+                network.to(memory_format=torch.channels_last)
+        if self.compile_networks and not self._compiled and self.trainer.state.fn == "fit":
+            # After `setup` made the EMA: a deep copy of a compiled module would call the original.
+            for network in networks:
+                if network is self.discriminator and self.gan_loss.gradient_penalty_weight > 0:
+                    log.info("model.compile: the discriminator stays uncompiled, because torch.compile cannot "
+                             "differentiate the gradient penalty twice")
+                    continue
+                network.compile(backend=self.compile_backend)
+            self._compiled = True
+
+    def _channels_last_batch(self, batch: Any) -> None:
+        """With model.channels_last, turn the batch's images to channels-last in place (the
+        batch hooks see the dict that the step gets; overriding on_after_batch_transfer
+        instead would make Lightning warn in every run that passes a DataModule)."""
+        if self.channels_last and isinstance(batch, MutableMapping):
+            for key, value in batch.items():
+                if isinstance(value, torch.Tensor) and value.dim() == 4:
+                    batch[key] = value.contiguous(memory_format=torch.channels_last)
+
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._channels_last_batch(batch)
+
     # ---- guards ----------------------------------------------------------------------
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -258,6 +328,7 @@ class GANTask(L.LightningModule):
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         key = (seed, self.global_rank, self.current_epoch, batch_idx)
         torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
+        self._channels_last_batch(batch)
 
     def _finite_or_skip(self, name: str, loss: torch.Tensor) -> bool:
         """True when `loss` is finite on every process; otherwise stop or count a skip."""
@@ -281,9 +352,16 @@ class GANTask(L.LightningModule):
 
     # ---- training --------------------------------------------------------------------
 
+    def adam(self, parameters, lr: float) -> torch.optim.Adam:
+        """Adam with the configured betas; fused (one kernel for the whole update) when
+        model.optim.fused is true and torch has a fused kernel for these parameters."""
+        parameters = list(parameters)
+        fused = self.fused and _fused_adam_supported(parameters)
+        return torch.optim.Adam(parameters, lr=lr, betas=self.betas, **({"fused": True} if fused else {}))
+
     def configure_optimizers(self):
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr_g, betas=self.betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr_d, betas=self.betas)
+        opt_g = self.adam(self.generator.parameters(), self.lr_g)
+        opt_d = self.adam(self.discriminator.parameters(), self.lr_d)
         if not self.decay_epochs:
             return [opt_g, opt_d]
 
@@ -297,8 +375,38 @@ class GANTask(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.clip_value is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=self.clip_value, gradient_clip_algorithm=self.clip_algorithm)
+            self._clip(optimizer)
         optimizer.step()
+
+    @property
+    def loss_scaler(self) -> torch.amp.GradScaler | None:
+        """The GradScaler of float16 mixed precision (trainer.precision=16-mixed), else None."""
+        if self._trainer is None:
+            return None
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        return scaler if scaler is not None and scaler.is_enabled() else None
+
+    def _clip(self, optimizer) -> None:
+        from lightning.pytorch.plugins.precision import MixedPrecision
+
+        if not isinstance(self.trainer.precision_plugin, MixedPrecision):
+            self.clip_gradients(optimizer, gradient_clip_val=self.clip_value, gradient_clip_algorithm=self.clip_algorithm)
+            return
+        # Mixed precision: Lightning's clip_gradients would clip the gradients as they are
+        # here, before optimizer.step(), where its plugin unscales them: still multiplied by
+        # the loss scale under 16-mixed. Clipping them at value * scale is the same as
+        # unscaling, clipping at value and scaling again (the scale is a power of two). It
+        # also refuses fused optimizers, which unscale inside their step. Inf or NaN
+        # gradients stay non-finite, so the scaler still skips that step.
+        value = self.clip_value
+        scaler = self.loss_scaler
+        if scaler is not None:
+            value = value * scaler.get_scale()
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.clip_algorithm == "norm":
+            torch.nn.utils.clip_grad_norm_(parameters, value)
+        else:
+            torch.nn.utils.clip_grad_value_(parameters, value)
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
@@ -315,7 +423,8 @@ class GANTask(L.LightningModule):
         logs = {"train/loss_d_adv": loss_d.detach()}
         if self.gan_loss.gradient_penalty_weight > 0:
             penalty = gradient_penalty(
-                lambda x: self.adversarial_logits(self.discriminate(example, x, discriminator)), example.real, fake
+                lambda x: self.adversarial_logits(self.discriminate(example, x, discriminator)), example.real, fake,
+                scaler=self.loss_scaler,
             )
             logs["train/loss_d_gp"] = penalty.detach()
             loss_d = loss_d + self.gan_loss.gradient_penalty_weight * penalty
@@ -345,10 +454,40 @@ class GANTask(L.LightningModule):
             logs["train/loss_g_adv"] = loss_adv.detach()
             logs.update({f"train/loss_g_{name}": value.detach() for name, value in extras.items()})
 
-        self.log_dict(logs, prog_bar=False, batch_size=example.real.shape[0])
-        self.log("loss_d", logs["train/loss_d"], prog_bar=True, logger=False)
-        if "train/loss_g" in logs:
-            self.log("loss_g", logs["train/loss_g"], prog_bar=True, logger=False)
+        logs = self._latest_train_logs(logs)
+        if self._logs_reach_anyone(batch_idx):
+            self.log_dict(logs, prog_bar=False, batch_size=example.real.shape[0])
+            self.log("loss_d", logs["train/loss_d"], prog_bar=True, logger=False)
+            if "train/loss_g" in logs:
+                self.log("loss_g", logs["train/loss_g"], prog_bar=True, logger=False)
+
+    def _latest_train_logs(self, logs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`logs` over the latest value of every train loss logged earlier in this epoch: what
+        Lightning would hold had every batch been logged (with n_critic > 1, G's losses come
+        from its last step), so the loggers get the same numbers."""
+        epoch = (id(self._trainer), self.current_epoch)
+        if self._latest_logs[0] != epoch:
+            self._latest_logs = (epoch, {})
+        self._latest_logs[1].update(logs)
+        return dict(self._latest_logs[1])
+
+    def _logs_reach_anyone(self, batch_idx: int) -> bool:
+        """Whether this batch's train losses go to Lightning: on the batches whose step
+        metrics Lightning hands to the loggers (every trainer.log_every_n_steps batches, and
+        when the run is stopping); on the last batch of an epoch or of the run, so that
+        callback_metrics (train.py's summary, callbacks) hold the latest losses; and on the
+        first batch of an epoch, so that the progress bar has numbers from the start (and
+        Lightning's one-time set-up of each logged key, ~15 ms, falls on the first batch).
+        The progress bar shows the values of the last such batch."""
+        if self._trainer is None:
+            return True
+        trainer = self.trainer
+        connector = getattr(trainer, "_logger_connector", None)
+        if trainer.fast_dev_run or connector is None or connector.should_update_logs:
+            return True
+        if batch_idx == 0 or batch_idx + 1 >= trainer.num_training_batches:
+            return True
+        return 0 <= trainer.max_steps <= trainer.global_step
 
     def on_train_epoch_end(self) -> None:
         schedulers = self.lr_schedulers()
@@ -415,6 +554,39 @@ class GANTask(L.LightningModule):
         rows["output"] = self.to_rgb(example, fake)
         rows["target"] = self.to_rgb(example, example.real)
         return {name: row[..., :height, :width] for name, row in rows.items()}
+
+
+class _Float32SSIM(StructuralSimilarityIndexMeasure):
+    """SSIM computed in float32 also under autocast (its Gaussian window is a convolution,
+    which bf16-mixed / 16-mixed would run in half precision)."""
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        with _no_autocast(preds):
+            super().update(preds.float(), target.float())
+
+
+class _Float32MSSSIM(MultiScaleStructuralSimilarityIndexMeasure):
+    """MS-SSIM computed in float32 also under autocast."""
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        with _no_autocast(preds):
+            super().update(preds.float(), target.float())
+
+
+def _no_autocast(tensor: torch.Tensor):
+    device = tensor.device.type
+    if torch.amp.is_autocast_available(device):
+        return torch.autocast(device, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _fused_adam_supported(parameters: list[torch.Tensor]) -> bool:
+    """Whether torch has a fused Adam kernel for all of `parameters` (device and dtype)."""
+    try:
+        from torch.optim.optimizer import _default_to_fused_or_foreach
+    except ImportError:  # a torch without the helper: do without fusing
+        return False
+    return bool(parameters) and _default_to_fused_or_foreach(parameters, differentiable=False, use_fused=True)[0]
 
 
 def _detached(output: Any) -> Any:
