@@ -95,11 +95,14 @@ def test_pix2pix_on_two_processes_trains_one_model_on_twice_the_data(tmp_path):
         assert float(validations[-1][key]) == pytest.approx(alone[key], rel=1e-5, abs=1e-6), key
 
 
-def test_compression_on_two_processes_keeps_one_average_and_counts_every_symbol(tmp_path):
-    result = run_train(*TINY_COMPRESSION, *DDP, *PROBE, "trainer.max_epochs=2", log_dir=tmp_path)
+@pytest.mark.parametrize("separate", [True, False], ids=["a_wrapper_per_network", "find_unused_parameters"])
+def test_compression_on_two_processes_keeps_one_average_and_counts_every_symbol(separate, tmp_path):
+    result = run_train(*TINY_COMPRESSION, *DDP, *PROBE, "trainer.max_epochs=2",
+                       f"trainer.strategy.separate_networks={str(separate).lower()}", log_dir=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     [run] = run_folders(tmp_path)
     first, second = _probes(run)
+    assert first["wrapped"] == ("networks" if separate else "task")
     # Each process counts the symbols of its own crops; all else is the same.
     _assert_in_lockstep(first, second, except_keys=("symbol_counts",))
     assert any(k.startswith("generator_ema.") for k in first["final"])
