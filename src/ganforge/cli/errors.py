@@ -10,7 +10,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ganforge.errors import ConfigError, UserError, user_message
 
-__all__ = ["EXIT_USER_ERROR", "check_output_root", "check_precision", "find_user_error", "report_user_errors"]
+__all__ = ["EXIT_USER_ERROR", "check_accelerator", "check_output_root", "check_precision", "find_user_error",
+           "report_user_errors"]
 
 EXIT_USER_ERROR = 2
 
@@ -61,6 +62,19 @@ def check_output_root(argv: Sequence[str], key: str = "paths.log_dir", default: 
         print(f"error: cannot write to {key}={folder} ({error.strerror or error}): choose another folder",
               file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+
+
+def check_accelerator(trainer: Mapping[str, Any]) -> None:
+    """Refuse trainer.accelerator=gpu where torch sees no CUDA GPU, with one line (Lightning's
+    own error comes through Hydra as "Error in call to target ...")."""
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator not in ("gpu", "cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError(f"trainer.accelerator={accelerator} but this torch ({torch.__version__}) sees no CUDA GPU: "
+                        "use trainer=cpu or trainer=ddp_cpu here, or install a CUDA build of torch on a GPU machine")
 
 
 def check_precision(trainer: Mapping[str, Any]) -> None:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganforge.checks import check_choice
 from ganforge.cli import CONFIG_DIR
-from ganforge.cli.errors import check_output_root, check_precision, report_user_errors
+from ganforge.cli.errors import check_accelerator, check_output_root, check_precision, report_user_errors
 from ganforge.errors import NonFiniteLossError, UserError, user_message
 
 __all__ = ["main", "resolve_ckpt_path", "train"]
@@ -54,6 +54,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
 
     # Build everything that can reject the user's input before anything is written.
+    check_accelerator(cfg.trainer)
     check_precision(cfg.trainer)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None:
@@ -67,7 +68,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     callbacks = _instantiate_all(cfg.get("callbacks"))
 
-    _check_accelerator(cfg.trainer.get("accelerator"))
     loggers = _instantiate_all(cfg.get("logger"))
     launch_before = launch_variables()
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -98,14 +98,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         _summarize(before, final, output_dir)
     return final
-
-
-def _check_accelerator(accelerator: Any) -> None:
-    import torch
-
-    if str(accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UserError(f"trainer.accelerator={accelerator} but this torch ({torch.__version__}) sees no CUDA GPU: "
-                        "use trainer=cpu or trainer=ddp_cpu here, or install a CUDA build of torch on a GPU machine")
 
 
 def _check_strategy(trainer) -> None:
