@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ganforge.nn.precision import without_autocast
+
 __all__ = ["rgb_to_lab", "lab_to_rgb", "lab_to_network", "network_to_lab", "L_SCALE", "AB_SCALE"]
 
 _RGB_TO_XYZ = torch.tensor(
@@ -31,11 +33,8 @@ AB_SCALE = 110.0
 def _mix(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Apply a 3x3 matrix along the channel axis of (N, 3, H, W), in x's dtype also under
     autocast (bf16-mixed / 16-mixed would run the einsum, a matrix product, in half precision)."""
-    device = x.device.type
-    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
-        with torch.autocast(device, enabled=False):
-            return torch.einsum("ij,njhw->nihw", matrix.to(x), x).contiguous()
-    return torch.einsum("ij,njhw->nihw", matrix.to(x), x).contiguous()
+    with without_autocast(x):
+        return torch.einsum("ij,njhw->nihw", matrix.to(x), x).contiguous()
 
 
 def _check(x: torch.Tensor, name: str) -> None:

@@ -1,8 +1,10 @@
-"""Layers without Lightning or Hydra: normalization, activations, initialization."""
+"""Layers without Lightning or Hydra: normalization, activations, initialization, and
+the float32 regions of mixed precision."""
 
 from ganforge.nn.act import ACT_KINDS, ActSpec, make_act
 from ganforge.nn.init import init_gan_weights
 from ganforge.nn.norm import NORM_KINDS, NormSpec, PixelNorm, make_norm, spectral_sigma
+from ganforge.nn.precision import without_autocast
 from ganforge.nn.quantize import SoftToHardQuantizer
 
 __all__ = [
@@ -16,4 +18,5 @@ __all__ = [
     "make_norm",
     "spectral_sigma",
     "SoftToHardQuantizer",
+    "without_autocast",
 ]

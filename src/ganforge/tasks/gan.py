@@ -31,6 +31,7 @@ from torchmetrics.image import (
 from ganforge.checks import check_bool, check_choice, check_int, check_number
 from ganforge.errors import ConfigError, NonFiniteLossError
 from ganforge.losses import GANLoss, gradient_penalty, make_gan_loss
+from ganforge.nn.precision import without_autocast
 
 __all__ = ["Example", "GANTask", "MS_SSIM_MIN_SIDE", "network_part", "pad_to_multiple"]
 
@@ -556,28 +557,21 @@ class GANTask(L.LightningModule):
         return {name: row[..., :height, :width] for name, row in rows.items()}
 
 
-class _Float32SSIM(StructuralSimilarityIndexMeasure):
-    """SSIM computed in float32 also under autocast (its Gaussian window is a convolution,
-    which bf16-mixed / 16-mixed would run in half precision)."""
+class _Float32Update:
+    """A metric whose update runs in float32 also under autocast (SSIM's Gaussian window is
+    a convolution, which bf16-mixed / 16-mixed would run in half precision)."""
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        with _no_autocast(preds):
+        with without_autocast(preds):
             super().update(preds.float(), target.float())
 
 
-class _Float32MSSSIM(MultiScaleStructuralSimilarityIndexMeasure):
-    """MS-SSIM computed in float32 also under autocast."""
-
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        with _no_autocast(preds):
-            super().update(preds.float(), target.float())
+class _Float32SSIM(_Float32Update, StructuralSimilarityIndexMeasure):
+    pass
 
 
-def _no_autocast(tensor: torch.Tensor):
-    device = tensor.device.type
-    if torch.amp.is_autocast_available(device):
-        return torch.autocast(device, enabled=False)
-    return contextlib.nullcontext()
+class _Float32MSSSIM(_Float32Update, MultiScaleStructuralSimilarityIndexMeasure):
+    pass
 
 
 def _fused_adam_supported(parameters: list[torch.Tensor]) -> bool:
