@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,3 +54,21 @@ def run_script(script: str, *overrides: str, env: dict | None = None, timeout: i
     environment.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, str(REPO / script), *overrides], cwd=REPO, env=environment,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def stop_part_way(*overrides: str, log_dir: Path, how: signal.Signals) -> tuple[subprocess.CompletedProcess, Path]:
+    """Start `python train.py` with `overrides`, send `how` to it once its first last.ckpt
+    exists, wait for it to end; returns the finished process and its run folder."""
+    environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    environment.pop("HYDRA_FULL_ERROR", None)
+    command = [sys.executable, str(REPO / "train.py"), f"paths.log_dir={log_dir}", "logger=csv", *overrides]
+    process = subprocess.Popen(command, cwd=REPO, env=environment, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list(log_dir.glob("**/checkpoints/last.ckpt")) and process.poll() is None:
+        assert time.monotonic() < deadline, "the run wrote no last.ckpt"
+        time.sleep(0.01)
+    process.send_signal(how)
+    out, err = process.communicate(timeout=300)
+    [run] = run_folders(log_dir)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err), run

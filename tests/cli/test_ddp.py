@@ -8,12 +8,13 @@ and final state, a fingerprint of each training batch, and whether it wrote samp
 from __future__ import annotations
 
 import csv
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.cli.helpers import TINY, run_folders, run_train
+from tests.cli.helpers import TINY, run_folders, run_train, stop_part_way
 
 pytestmark = pytest.mark.slow
 
@@ -136,33 +137,16 @@ def test_a_multirun_of_data_parallel_runs_trains_each_run_on_both_processes(tmp_
 def test_sigterm_stops_every_process_together_and_the_run_resumes_to_the_same_weights(tmp_path):
     """SIGTERM to the first process (a cluster's time limit): every process stops after the
     same batch and saves; resumed, the run ends with the weights of an uninterrupted one."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from tests.cli.helpers import REPO
-
     longer = [*TINY, *DDP, "trainer.max_epochs=3", "data.samples_per_epoch=32", "validate_before_training=false",
               "callbacks.last_checkpoint.every_n_batches=3", "callbacks.sample_grid.every_n_steps=0"]
     uninterrupted = run_train(*longer, log_dir=tmp_path / "whole")
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
 
     stopped_dir = tmp_path / "stopped"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    process = subprocess.Popen([sys.executable, str(REPO / "train.py"), f"paths.log_dir={stopped_dir}", "logger=csv",
-                                *longer], cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while not list(stopped_dir.glob("**/checkpoints/last.ckpt")) and process.poll() is None:
-        assert time.monotonic() < deadline, "the run wrote no last.ckpt"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=300)
-    [run] = run_folders(stopped_dir)
-    assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
-    assert err.count("stopped by SIGTERM") == 1 and f"ckpt_path={run}" in err  # said once, by the first process
+    stopped, run = stop_part_way(*longer, log_dir=stopped_dir, how=signal.SIGTERM)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    # said once, by the first process
+    assert stopped.stderr.count("stopped by SIGTERM") == 1 and f"ckpt_path={run}" in stopped.stderr
 
     def checkpoint(folder: Path) -> dict:
         [found] = run_folders(folder)

@@ -4,17 +4,15 @@ saves before exiting, the same seed gives the same losses, ckpt_path finds runs.
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.cli.helpers import REPO, TINY, run_folders, run_train
+from tests.cli.helpers import TINY, run_folders, run_train, stop_part_way
 
 # Three epochs of 16 tiny batches, last.ckpt every 5 batches: long enough to be stopped
 # part-way, short enough for CI.
@@ -32,26 +30,6 @@ LONGER = [o for o in TINY if not o.startswith(("trainer.max_epochs", "data.sampl
     "model.lr_decay.start_epoch=1",
     "model.lr_decay.epochs=2",
 ]
-
-
-def _train_command(log_dir: Path, *overrides: str) -> list[str]:
-    return [sys.executable, str(REPO / "train.py"), f"paths.log_dir={log_dir}", "logger=csv", *overrides]
-
-
-def _stop_part_way(log_dir: Path, how: signal.Signals) -> tuple[subprocess.CompletedProcess, Path]:
-    """Start the LONGER run, send `how` once its first last.ckpt exists, wait for it to end."""
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    process = subprocess.Popen(_train_command(log_dir, *LONGER), cwd=REPO, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while not list(log_dir.glob("**/checkpoints/last.ckpt")) and process.poll() is None:
-        assert time.monotonic() < deadline, "the run wrote no last.ckpt"
-        time.sleep(0.01)
-    process.send_signal(how)
-    out, err = process.communicate(timeout=300)
-    [run] = run_folders(log_dir)
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err), run
 
 
 def _assert_stopped_cleanly(stopped: subprocess.CompletedProcess, run: Path, how: signal.Signals) -> None:
@@ -94,14 +72,14 @@ def _assert_resume_matches(stopped_run: Path, uninterrupted: Path, log_dir: Path
 
 @pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(uninterrupted, tmp_path):
-    stopped, run = _stop_part_way(tmp_path / "killed", signal.SIGKILL)
+    stopped, run = stop_part_way(*LONGER, log_dir=tmp_path / "killed", how=signal.SIGKILL)
     assert stopped.returncode == -signal.SIGKILL
     _assert_resume_matches(run, uninterrupted, tmp_path / "resumed")
 
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes_to_the_same_weights(uninterrupted, tmp_path):
-    stopped, run = _stop_part_way(tmp_path / "terminated", signal.SIGTERM)
+    stopped, run = stop_part_way(*LONGER, log_dir=tmp_path / "terminated", how=signal.SIGTERM)
     _assert_stopped_cleanly(stopped, run, signal.SIGTERM)
     _assert_resume_matches(run, uninterrupted, tmp_path / "resumed")
 
@@ -152,7 +130,7 @@ def test_a_diverged_run_in_a_sweep_is_left_out_and_the_sweep_goes_on(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_saves_between_batches_and_says_how_to_continue(uninterrupted, tmp_path):
-    stopped, run = _stop_part_way(tmp_path / "interrupted", signal.SIGINT)
+    stopped, run = stop_part_way(*LONGER, log_dir=tmp_path / "interrupted", how=signal.SIGINT)
     _assert_stopped_cleanly(stopped, run, signal.SIGINT)
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     final = torch.load(uninterrupted / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
