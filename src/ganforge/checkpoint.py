@@ -146,7 +146,11 @@ class LastCheckpoint(L.Callback):
 
     SIGTERM (a cluster's time limit, `kill`) and the first Ctrl-C ask Lightning to stop
     after the current batch, so the saved state is between two batches, never half way
-    through one; a second Ctrl-C stops at once without saving.
+    through one; a second Ctrl-C stops at once without saving. The handlers only note the
+    request; at the end of each training batch the processes of a data parallel run agree
+    on it (one all-reduce), so all of them stop after the same batch. (Lightning's own
+    SIGTERM handler broadcasts from inside the handler, at whatever point each process
+    is, which can pair with another collective and hang the run.)
     """
 
     def __init__(self, dirpath: str | Path, filename: str = "last.ckpt", every_n_batches: int = 100) -> None:
@@ -155,39 +159,45 @@ class LastCheckpoint(L.Callback):
         self.path = Path(dirpath) / filename
         self.every_n_batches = check_int("callbacks.last_checkpoint.every_n_batches", every_n_batches, 0)
         self.interrupted_by: str | None = None
-        self._previous_sigint: Any = None
+        self._previous: dict[int, Any] = {}  # signal -> the handler before ours
         self._saved_at_step = -1
 
     def save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_at_step = trainer.global_step
 
-    # SIGINT -> a request to stop at the end of the batch (Lightning does this for SIGTERM).
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "fit" or self._previous_sigint is not None:
-            return
-        try:
-            self._previous_sigint = signal.signal(signal.SIGINT, self._make_sigint_handler(trainer))
-        except ValueError:  # not the main thread: leave Ctrl-C alone
-            self._previous_sigint = None
+    # After Lightning has installed its handlers (it does so after setup and on_fit_start).
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[number] = signal.signal(number, self._handler)
+            except ValueError:  # not the main thread: leave the signals alone
+                return
 
-    def _make_sigint_handler(self, trainer: L.Trainer):
-        def handler(signum, frame) -> None:
-            if trainer.received_sigterm:  # the second Ctrl-C: stop now
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                raise KeyboardInterrupt
-            self.interrupted_by = "SIGINT"
-            trainer._signal_connector.received_sigterm = True  # what Lightning's SIGTERM handler sets
+    def _handler(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.interrupted_by is not None:  # the second Ctrl-C: stop now
+            self._restore_handlers()
+            raise KeyboardInterrupt
+        self.interrupted_by = self.interrupted_by or signal.Signals(signum).name
+        if signum == signal.SIGINT:
             print("\nstopping after this batch (press Ctrl-C again to stop at once) ...", flush=True)
 
-        return handler
+    def _restore_handlers(self) -> None:
+        for number, previous in self._previous.items():
+            if signal.getsignal(number) == self._handler:  # Lightning may have restored its own already
+                signal.signal(number, previous)
+        self._previous = {}
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit" and self._previous_sigint is not None:
-            signal.signal(signal.SIGINT, self._previous_sigint)
-            self._previous_sigint = None
+        self._restore_handlers()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        requested = self.interrupted_by is not None
+        if trainer.world_size > 1:
+            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
+        if requested:
+            self.interrupted_by = self.interrupted_by or "SIGTERM"
+            trainer._signal_connector.received_sigterm = True  # what makes Lightning stop after this batch
         # Lightning counts this batch only after the hook: done = counter + 1.
         done = trainer.fit_loop.epoch_loop._batches_that_stepped + 1
         if self.every_n_batches and done % self.every_n_batches == 0:
