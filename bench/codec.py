@@ -15,7 +15,6 @@ import json
 import statistics
 import time
 
-import numpy as np
 import torch
 
 from ganforge.cli.compress import load_compression_task
@@ -53,10 +52,11 @@ def main() -> None:
         x, _ = pad_to_multiple({"image": to_tensor(image).unsqueeze(0) * 2 - 1}, DOWNSAMPLING)
         with torch.no_grad():
             w_bar = codec.model.quantizer(codec.model.encode(x["image"]))
-            encoder = best_of(args.repeats, lambda: codec.model.encode(x["image"]))
-            generator = best_of(args.repeats, lambda: codec.model.decode(w_bar))
-        encode = best_of(args.repeats, lambda: encode_symbols(symbols, codec.probabilities))
-        decode = best_of(args.repeats, lambda: decode_symbols(words, codec.probabilities, header.latent_shape))
+            encoder = best_of(args.repeats, lambda x=x: codec.model.encode(x["image"]))
+            generator = best_of(args.repeats, lambda w_bar=w_bar: codec.model.decode(w_bar))
+        encode = best_of(args.repeats, lambda symbols=symbols: encode_symbols(symbols, codec.probabilities))
+        decode = best_of(args.repeats, lambda words=words, header=header: decode_symbols(
+            words, codec.probabilities, header.latent_shape))
         bpp = 8 * len(data) / pixels
         results["photos"][name] = {
             "pixels": pixels,

@@ -24,7 +24,8 @@ Per config, three fresh subprocesses:
   the time from one batch start to the next (adds fetching the batch and the loop's work).
 The plain loop: the same networks (task.generator / task.discriminator), task.gan_loss and
 hand-written extra losses (checked equal to task.prepare / task.generator_losses), two Adam
-optimizers made by task.adam (fused, as the task's, unless model.optim.fused is off), D excluded from G's backward (requires_grad off, as toggle_optimizer does), EMA
+optimizers made by task.adam (fused, as the task's, unless model.optim.fused is off), D excluded from G's
+backward (requires_grad off, as toggle_optimizer does), EMA
 and symbol counts where the task does them; one fixed batch from the same DataModule.
 Step times: medians of the steps after each run's warm-up (pooled over the rounds).
 CPU per step (getrusage over the timed steps): user and system seconds and minor page

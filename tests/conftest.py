@@ -78,8 +78,8 @@ def compression_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def noisy_checkpoint(tmp_path_factory) -> Path:
     data = SampleDataModule(crop_size=48, scale=0.25, samples_per_epoch=4, batch_size=2)
-    task = CompressionTask(**{**TINY_COMPRESSION, "generator": {**TINY_COMPRESSION["generator"], "sample_noise": True, "noise_dim": 4,
-                                                      "noise_channels": 16}})
+    noisy = {**TINY_COMPRESSION["generator"], "sample_noise": True, "noise_dim": 4, "noise_channels": 16}
+    task = CompressionTask(**{**TINY_COMPRESSION, "generator": noisy})
     return train_and_save(task, tmp_path_factory.mktemp("ckpt") / "noisy.ckpt", data)
 
 

@@ -22,7 +22,7 @@ from wandb.proto import wandb_internal_pb2 as pb
 from ganforge.cli import CONFIG_DIR
 from ganforge.cli.errors import find_user_error
 from ganforge.errors import ConfigError
-from ganforge.tracking import WandbLogger, override_tags, sweep_group
+from ganforge.tracking import override_tags, sweep_group
 from tests.cli.helpers import TINY, run_folders, run_train
 from tests.wandb_reader import BLOCK, CorruptRunFile, offline_run, records
 

@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from ganforge.data import sample_photo
-from tests.conftest import write_image
 
 
 def ganforge(*args: str) -> subprocess.CompletedProcess:

@@ -1,6 +1,5 @@
 """The real config, composed with Hydra as train.py composes it."""
 
-from pathlib import Path
 
 import hydra
 import pytest

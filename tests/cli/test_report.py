@@ -28,10 +28,10 @@ def metric_rows(psnr: list[float], l1: list[float], ssim: list[float]) -> list[d
     """metrics.csv as train.py writes it: the untrained model at step 0, then a training row
     and a validation row per epoch (4 steps an epoch)."""
     rows = [{"epoch": 0, "step": 0, "val/psnr": psnr[0], "val/l1": l1[0], "val/ssim": ssim[0]}]
-    for epoch, (p, l, s) in enumerate(zip(psnr[1:], l1[1:], ssim[1:])):
+    for epoch, (p, l1_value, s) in enumerate(zip(psnr[1:], l1[1:], ssim[1:])):
         step = 4 * (epoch + 1)
         rows.append({"epoch": epoch, "step": step - 1, "train/loss_d": 0.7})
-        rows.append({"epoch": epoch, "step": step, "val/psnr": p, "val/l1": l, "val/ssim": s})
+        rows.append({"epoch": epoch, "step": step, "val/psnr": p, "val/l1": l1_value, "val/ssim": s})
     return rows
 
 

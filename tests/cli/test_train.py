@@ -9,7 +9,6 @@ import torch
 from omegaconf import OmegaConf
 
 from tests.cli.helpers import TINY, TINY_MODEL, run_folders, run_train
-from tests.conftest import write_image
 
 
 def read_metrics(run: Path) -> list[dict[str, str]]:
@@ -50,7 +49,8 @@ def test_every_norm_and_activation_pair_trains_in_one_multirun(tmp_path):
     norms, acts = ["batch", "instance", "pixel", "spectral", "none"], ["relu", "lrelu", "elu", "selu", "gelu"]
     result = run_train(
         "-m", f"norm={','.join(norms)}", f"act={','.join(acts)}", *TINY, "~callbacks.sample_grid",
-        "~callbacks.model_checkpoint", "~callbacks.last_checkpoint", "trainer.enable_checkpointing=false", "validate_before_training=false",
+        "~callbacks.model_checkpoint", "~callbacks.last_checkpoint", "trainer.enable_checkpointing=false",
+        "validate_before_training=false",
         log_dir=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -109,7 +109,8 @@ def test_gradient_clipping_bounds_every_gradient():
         optimizers = original()
         for opt in optimizers:
             opt.register_step_pre_hook(
-                lambda o, *a: largest.append(max(p.grad.abs().max().item() for g in o.param_groups for p in g["params"] if p.grad is not None))
+                lambda o, *a: largest.append(max(p.grad.abs().max().item() for g in o.param_groups
+                                                 for p in g["params"] if p.grad is not None))
             )
         return optimizers
 

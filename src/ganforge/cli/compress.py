@@ -54,7 +54,7 @@ def compress(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         data = codec.compress(image, seed=args.seed)
         seconds = time.perf_counter() - start
-        write_atomically(target, lambda temporary: temporary.write_bytes(data))
+        write_atomically(target, lambda temporary, data=data: temporary.write_bytes(data))
         pixels = image.shape[0] * image.shape[1]
         total_bits, total_pixels = total_bits + 8 * len(data), total_pixels + pixels
         _report(f"{target}: {len(data)} bytes, {8 * len(data) / pixels:.4f} bpp (bound {codec.bpp_bound:.4f}), "
@@ -85,7 +85,7 @@ def decompress(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         image = codecs[checkpoint].decompress(data, str(source))
         seconds = time.perf_counter() - start
-        write_atomically(target, lambda temporary: Image.fromarray(image).save(temporary, format="PNG"))
+        write_atomically(target, lambda temporary, image=image: Image.fromarray(image).save(temporary, format="PNG"))
         pixels = image.shape[0] * image.shape[1]
         _report(f"{target}: {image.shape[1]}x{image.shape[0]}, {8 * len(data) / pixels:.4f} bpp "
                 f"(bound {codecs[checkpoint].bpp_bound:.4f}), {seconds:.2f} s")

@@ -103,7 +103,7 @@ def predict(cfg: DictConfig) -> tuple[int, list[str]]:
         rgb = to_tensor(image).unsqueeze(0).to(device)
         result = task.translate(rgb, generator)[0]
         pixels = (result * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-        write_atomically(target, lambda temporary: Image.fromarray(pixels).save(temporary, format="PNG"))
+        write_atomically(target, lambda temporary, pixels=pixels: Image.fromarray(pixels).save(temporary, format="PNG"))
         written += 1
     return written, problems
 

@@ -76,7 +76,8 @@ def measure(images: list[Path], checkpoints: list[Path], jpeg=JPEG_QUALITIES, we
         image = load_rgb(path)
         pixels = image.shape[0] * image.shape[1]
 
-        def row(codec: str, setting: str, size: int, decoded: np.ndarray) -> dict:
+        def row(codec: str, setting: str, size: int, decoded: np.ndarray, path=path, image=image,
+                pixels=pixels) -> dict:
             return {"codec": codec, "setting": setting, "image": path.name, "bpp": 8 * size / pixels,
                     **quality_metrics(image, decoded)}
 

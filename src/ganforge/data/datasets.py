@@ -14,7 +14,8 @@ from torch.utils.data import Dataset
 from ganforge.errors import ConfigError, DataError
 from ganforge.data.images import image_size, load_rgb, resize
 
-__all__ = ["ImageSource", "SampleKey", "RandomCropDataset", "GridCropDataset", "FullImageDataset", "AlignedPairDataset", "to_tensor"]
+__all__ = ["ImageSource", "SampleKey", "RandomCropDataset", "GridCropDataset", "FullImageDataset", "AlignedPairDataset",
+           "to_tensor"]
 
 # An image in memory (uint8 (H, W, 3)) or a file read on demand.
 ImageSource = Union[np.ndarray, Path]

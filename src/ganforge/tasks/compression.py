@@ -8,7 +8,6 @@ over layers and scales. Images are in [-1, 1] inside the networks.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 import torch

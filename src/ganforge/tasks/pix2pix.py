@@ -65,7 +65,8 @@ class Pix2PixTask(GANTask):
     def prepare(self, batch: Mapping[str, torch.Tensor]) -> Example:
         if self.data_kind == "images":
             if "image" not in batch:
-                raise ConfigError("this pix2pix model colorizes single images, but the data gives pairs: use data=sample or data=folder")
+                raise ConfigError("this pix2pix model colorizes single images, but the data gives pairs: "
+                                  "use data=sample or data=folder")
             lightness, ab = lab_to_network(rgb_to_lab(batch["image"]))
             return Example(condition=lightness, real=ab)
         if "input" not in batch:
