@@ -98,3 +98,59 @@ def test_bad_norm_configs_name_the_problem(spec, words):
     with pytest.raises(ConfigError) as error:
         NormSpec.from_config(spec)
     assert words in str(error.value)
+
+
+def test_layer_norm_is_torchs_layer_norm_over_channels_and_pixels_with_a_per_channel_affine():
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, 5, 7) * 4 + 2
+    layer = make_norm("layer", 6)
+    with torch.no_grad():
+        layer.weight.uniform_(0.5, 2.0)
+        layer.bias.uniform_(-1.0, 1.0)
+    reference = nn.LayerNorm([6, 5, 7], eps=1e-5, elementwise_affine=False)(x)
+    expected = reference * layer.weight.view(1, 6, 1, 1) + layer.bias.view(1, 6, 1, 1)
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    # One sample's statistics only: no running state, so eval mode gives the same.
+    layer.eval()
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    assert not list(layer.buffers())
+
+
+@pytest.mark.parametrize("make_layer", [lambda: nn.Conv2d(4, 6, 3), lambda: nn.ConvTranspose2d(4, 6, 4, 2, 1),
+                                        lambda: nn.Linear(10, 3)], ids=["conv", "conv_transpose", "linear"])
+def test_weight_norm_is_torchs_weight_norm_per_output_channel(make_layer):
+    torch.manual_seed(0)
+    layer = NormSpec("weight").wrap(make_layer())
+    g, v = layer.parametrizations.weight.original0, layer.parametrizations.weight.original1
+    output_dim = 1 if isinstance(layer, nn.ConvTranspose2d) else 0
+    assert g.shape[output_dim] == v.shape[output_dim] and g.numel() == v.shape[output_dim]
+    # w = g * v / ||v||, the norm over everything but the output channel (Salimans & Kingma 2016).
+    dims = [d for d in range(v.dim()) if d != output_dim]
+    torch.testing.assert_close(layer.weight, g * v / torch.linalg.vector_norm(v, dim=dims, keepdim=True))
+    reference = nn.utils.parametrizations.weight_norm(make_layer(), dim=output_dim)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 10) if isinstance(layer, nn.Linear) else torch.randn(2, 4, 8, 8)
+    torch.testing.assert_close(layer(x), reference(x))
+
+
+def test_init_of_a_weight_normalized_conv_draws_the_effective_weight_like_a_plain_one():
+    from ganforge.nn import init_gan_weights
+
+    torch.manual_seed(0)
+    layer = init_gan_weights(NormSpec("weight").wrap(nn.Conv2d(64, 64, 3)))
+    assert layer.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    torch.testing.assert_close(layer.weight, layer.parametrizations.weight.original1)
+
+
+def test_paper_kind_means_the_networks_own_norm_with_the_options_given():
+    own = NormSpec("spectral", n_power_iterations=1)
+    assert NormSpec.from_config("paper", own) == own
+    assert NormSpec.from_config({"kind": "paper", "n_power_iterations": 4}, own) == NormSpec("spectral", 4)
+    from ganforge.models import MultiScaleDiscriminator, UNetGenerator
+
+    unet = UNetGenerator(1, 2, num_downs=5, ngf=4, norm="paper")
+    assert any(isinstance(m, nn.BatchNorm2d) for m in unet.modules())
+    multiscale = MultiScaleDiscriminator(3, scales=2, ndf=4, n_layers=2, norm="paper")
+    assert any(isinstance(m, nn.InstanceNorm2d) for m in multiscale.modules())
+    with pytest.raises(ConfigError, match="unknown norm kind 'paper'"):
+        NormSpec("paper")

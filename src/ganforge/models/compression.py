@@ -40,6 +40,7 @@ __all__ = [
 
 DOWNSAMPLING = 16  # four stride-2 convolutions
 PAPER_ACT = ActSpec("relu")
+PAPER_NORM = NormSpec("instance")
 PAPER_WIDTHS = (60, 120, 240, 480, 960)
 
 NormLike = NormSpec | Mapping[str, Any] | str | None
@@ -63,7 +64,7 @@ class CompressionEncoder(nn.Module):
                  in_channels: int = 3) -> None:
         super().__init__()
         check_int("model.bottleneck", bottleneck, 1)
-        norm, act = NormSpec.from_config(norm), ActSpec.from_config(act, PAPER_ACT)
+        norm, act = NormSpec.from_config(norm, PAPER_NORM), ActSpec.from_config(act, PAPER_ACT)
         widths = scaled(width)
         layers = [conv_norm_act(in_channels, widths[0], 7, norm, act)]
         layers += [conv_norm_act(a, b, 3, norm, act, stride=2) for a, b in zip(widths, widths[1:])]
@@ -91,7 +92,7 @@ class NoiseGenerator(nn.Module):
         super().__init__()
         check_int("model.noise_dim", noise_dim, 1)
         check_int("model.noise_channels", dim, 8)
-        norm, act = NormSpec.from_config(norm), ActSpec.from_config(act, PAPER_ACT)
+        norm, act = NormSpec.from_config(norm, PAPER_NORM), ActSpec.from_config(act, PAPER_ACT)
         self.noise_dim = noise_dim
         # Instance norm is undefined on a 1x1 grid (one image of 8 rows or fewer), so the
         # dense layer then goes without; the other kinds apply as chosen.
@@ -123,7 +124,7 @@ class CompressionGenerator(nn.Module):
                  act: ActLike = None) -> None:
         super().__init__()
         check_int("model.residual_blocks", residual_blocks, 0)
-        norm, act = NormSpec.from_config(norm), ActSpec.from_config(act, PAPER_ACT)
+        norm, act = NormSpec.from_config(norm, PAPER_NORM), ActSpec.from_config(act, PAPER_ACT)
         widths = scaled(width)[::-1]  # 960, 480, 240, 120, 60
         layers = [conv_norm_act(in_channels, widths[0], 3, norm, act)]
         layers += [ResidualBlock(widths[0], norm, act) for _ in range(residual_blocks)]
@@ -149,6 +150,7 @@ class MultiScaleDiscriminator(nn.Module):
                  norm: NormLike = "instance", act: ActLike = None) -> None:
         super().__init__()
         check_int("model.discriminator.scales", scales, 1)
+        norm = NormSpec.from_config(norm, PAPER_NORM)
         self.discriminators = nn.ModuleList(
             PatchDiscriminator(in_channels, ndf=ndf, n_layers=n_layers, norm=norm, act=act) for _ in range(scales)
         )

@@ -14,6 +14,9 @@ __all__ = ["PatchDiscriminator"]
 
 PAPER_ACT = ActSpec("lrelu", slope=0.2)
 
+# The paper's normalization (norm=paper): batch norm.
+PAPER_NORM = NormSpec("batch")
+
 
 class PatchDiscriminator(nn.Module):
     """A fully convolutional classifier of overlapping patches.
@@ -38,7 +41,7 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         for name, value, low in (("in_channels", in_channels, 1), ("ndf", ndf, 1), ("n_layers", n_layers, 1)):
             check_int(f"model.discriminator.{name}", value, low)
-        norm = NormSpec.from_config(norm)
+        norm = NormSpec.from_config(norm, PAPER_NORM)
         act = ActSpec.from_config(act, PAPER_ACT)
         widths = [ndf * min(2**i, 8) for i in range(n_layers + 1)]
         blocks = [nn.Sequential(norm.wrap(nn.Conv2d(in_channels, ndf, 4, 2, 1)), act.layer())]

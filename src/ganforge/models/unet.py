@@ -17,6 +17,8 @@ __all__ = ["UNetGenerator"]
 # pix2pix's activations: LeakyReLU 0.2 on the way down, ReLU on the way up.
 PAPER_DOWN_ACT = ActSpec("lrelu", slope=0.2)
 PAPER_UP_ACT = ActSpec("relu")
+# The paper's normalization (norm=paper): batch norm.
+PAPER_NORM = NormSpec("batch")
 
 
 class UNetGenerator(nn.Module):
@@ -52,7 +54,7 @@ class UNetGenerator(nn.Module):
                                  ("ngf", ngf, 1), ("num_downs", num_downs, 2)):
             check_int(f"model.generator.{name}", value, low)
         check_number("model.generator.dropout", dropout, 0, 1, open_maximum=True)
-        norm = NormSpec.from_config(norm)
+        norm = NormSpec.from_config(norm, PAPER_NORM)
         down_act = ActSpec.from_config(act, PAPER_DOWN_ACT)
         up_act = ActSpec.from_config(act, PAPER_UP_ACT)
         self.num_downs = num_downs

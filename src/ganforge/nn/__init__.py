@@ -3,7 +3,7 @@ the float32 regions of mixed precision."""
 
 from ganforge.nn.act import ACT_KINDS, ActSpec, make_act
 from ganforge.nn.init import init_gan_weights
-from ganforge.nn.norm import NORM_KINDS, NormSpec, PixelNorm, make_norm, spectral_sigma
+from ganforge.nn.norm import NORM_KINDS, LayerNorm2d, NormSpec, PixelNorm, make_norm, spectral_sigma
 from ganforge.nn.precision import without_autocast
 from ganforge.nn.quantize import SoftToHardQuantizer
 
@@ -13,6 +13,7 @@ __all__ = [
     "make_act",
     "init_gan_weights",
     "NORM_KINDS",
+    "LayerNorm2d",
     "NormSpec",
     "PixelNorm",
     "make_norm",

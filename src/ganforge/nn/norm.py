@@ -2,8 +2,12 @@
 
 Two kinds of normalization exist in GANs and this module hides the difference:
 
-* a layer after the convolution: batch, instance, pixel (`NormSpec.layer`);
-* a reparametrization of the convolution's weight: spectral (`NormSpec.wrap`).
+* a layer after the convolution: batch, instance, layer, pixel (`NormSpec.layer`);
+* a reparametrization of the convolution's weight: spectral, weight (`NormSpec.wrap`).
+
+In configs, the kind "paper" stands for each network's published choice (pix2pix: batch;
+SNGAN: batch in G, spectral in D): `NormSpec.from_config` returns the network's default
+for it, with the other options given.
 
 A network builds each convolution as ``spec.wrap(Conv2d(..., bias=spec.conv_bias))``
 followed by ``spec.layer(channels)``; the two calls together give the chosen kind.
@@ -16,15 +20,17 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
 from ganforge.checks import check_int, check_number
 from ganforge.errors import ConfigError
 from ganforge.nn.spec import merge_spec
 
-__all__ = ["NORM_KINDS", "NormSpec", "PixelNorm", "make_norm", "spectral_sigma"]
+__all__ = ["NORM_KINDS", "LayerNorm2d", "NormSpec", "PixelNorm", "make_norm", "spectral_sigma"]
 
-NORM_KINDS = ("batch", "instance", "pixel", "spectral", "none")
+NORM_KINDS = ("batch", "instance", "layer", "pixel", "spectral", "weight", "none")
+# What a network may be given in a config besides NORM_KINDS: its own published choice.
+PAPER = "paper"
 
 
 class PixelNorm(nn.Module):
@@ -46,15 +52,30 @@ class PixelNorm(nn.Module):
         return f"eps={self.eps}"
 
 
+class LayerNorm2d(nn.GroupNorm):
+    """Layer normalization of feature maps (Ba et al. 2016, "Layer Normalization"), as the
+    GAN studies use it (Kurach et al. 2019; compare_gan's ``layer_norm``): each sample is
+    normalized over all of (C, H, W) together, ``(x - mean) / sqrt(var + eps)``, then scaled
+    and shifted per channel (``gamma_c``, ``beta_c``; `affine`). That is GroupNorm with one
+    group. (N, C, H, W) -> same shape; no running statistics, so train and eval agree.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__(1, channels, eps=eps, affine=affine)
+
+
 @dataclass(frozen=True)
 class NormSpec:
     """Which normalization a network uses, and its options.
 
-    kind: one of batch, instance, pixel, spectral, none.
+    kind: one of batch, instance, layer, pixel, spectral, weight, none.
     n_power_iterations: spectral only; power-iteration steps per forward pass in training.
         The iteration vector is a buffer, so it carries over from step to step (Miyato et
         al., ICLR 2018, Algorithm 1) and one step per forward is enough in training.
     eps: pixel only; added under the square root.
+
+    weight: weight normalization (Salimans & Kingma 2016), w = g * v / ||v|| per output
+    channel, torch's ``parametrizations.weight_norm``.
     """
 
     kind: str = "batch"
@@ -77,7 +98,14 @@ class NormSpec:
         per-network ``model.discriminator.norm=spectral`` keeps the global options.
         """
         base = default if default is not None else cls()
-        return base if spec is None else merge_spec(cls, spec, base, "norm")
+        if spec is None:
+            return base
+        if spec == PAPER:
+            return base
+        if isinstance(spec, Mapping) and spec.get("kind") == PAPER:
+            # the network's own kind, with the options the config gives
+            return merge_spec(cls, {k: v for k, v in spec.items() if k != "kind"}, base, "norm")
+        return merge_spec(cls, spec, base, "norm")
 
     @property
     def conv_bias(self) -> bool:
@@ -89,32 +117,49 @@ class NormSpec:
         """
         return self.kind != "batch"
 
-    def layer(self, channels: int) -> nn.Module:
-        """The layer that follows a convolution with `channels` outputs (Identity if none)."""
-        return make_norm(self.kind, channels, eps=self.eps)
+    def layer(self, channels: int, affine: bool = True) -> nn.Module:
+        """The layer that follows a convolution with `channels` outputs (Identity if none).
+
+        affine=False leaves out the layer's own scale and shift (batch, layer), for a
+        conditional norm that brings per-class ones (ganforge.nn.conditional)."""
+        return make_norm(self.kind, channels, eps=self.eps, affine=affine)
+
+    @property
+    def reparametrizes(self) -> bool:
+        """Whether this kind acts on the weights (spectral, weight) rather than as a layer."""
+        return self.kind in ("spectral", "weight")
 
     def wrap(self, module: nn.Module) -> nn.Module:
-        """Reparametrize `module`'s weight by its largest singular value if the kind is spectral."""
-        if self.kind != "spectral":
-            return module
-        return spectral_norm(module, n_power_iterations=self.n_power_iterations)
+        """Reparametrize `module`'s weight: by its largest singular value (spectral), or as
+        direction times length (weight); other kinds return `module` as it is."""
+        if self.kind == "spectral":
+            return spectral_norm(module, n_power_iterations=self.n_power_iterations)
+        if self.kind == "weight":
+            # dim 0 is the output channel of Conv and Linear; transposed convolutions keep it at 1.
+            dim = 1 if isinstance(module, nn.modules.conv._ConvTransposeNd) else 0
+            return weight_norm(module, dim=dim)
+        return module
 
 
-def make_norm(kind: str, channels: int, eps: float = 1e-8) -> nn.Module:
+def make_norm(kind: str, channels: int, eps: float = 1e-8, affine: bool = True) -> nn.Module:
     """The normalization layer of `kind` for `channels` feature maps: (N, C, H, W) -> same shape.
 
-    batch: BatchNorm2d with learnable scale and shift, running statistics.
+    batch: BatchNorm2d with learnable scale and shift (unless not `affine`), running statistics.
     instance: InstanceNorm2d without affine parameters or running statistics (as in pix2pix).
+    layer: `LayerNorm2d` (over C, H, W; per-channel scale and shift unless not `affine`).
     pixel: `PixelNorm`.
-    spectral, none: Identity; spectral norm acts on the weights, see `NormSpec.wrap`.
+    spectral, weight, none: Identity; spectral and weight norm act on the weights, see
+    `NormSpec.wrap`.
     """
     if kind == "batch":
-        return nn.BatchNorm2d(channels)
+        return nn.BatchNorm2d(channels, affine=affine)
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "layer":
+        return LayerNorm2d(channels, affine=affine)
     if kind == "pixel":
         return PixelNorm(eps)
-    if kind in ("spectral", "none"):
+    if kind in ("spectral", "weight", "none"):
         return nn.Identity()
     raise ConfigError(f"unknown norm kind {kind!r}: choose one of {', '.join(NORM_KINDS)}")
 
