@@ -31,7 +31,6 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from ganforge.errors import UserError, user_message
 
 __all__ = [
-    "FAMILIES",
     "AtomicCheckpointIO",
     "LastCheckpoint",
     "checkpoint_family",
@@ -39,11 +38,13 @@ __all__ = [
     "read_checkpoint",
 ]
 
-# model family -> (task class path, the model= option that trains it)
-FAMILIES = {
-    "pix2pix": ("ganforge.tasks.pix2pix.Pix2PixTask", "model=pix2pix or model=pix2pix_small"),
-    "compression": ("ganforge.tasks.compression.CompressionTask", "model=compression"),
-}
+
+def _families():
+    """The registered model families (importing the tasks registers them)."""
+    import ganforge.tasks  # noqa: F401  (registers every family)
+    from ganforge.tasks.registry import FAMILIES
+
+    return FAMILIES
 
 
 def _load_weights_only(path, map_location: Any = "cpu") -> Any:
@@ -75,32 +76,37 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def checkpoint_family(checkpoint: dict[str, Any]) -> str | None:
-    """'pix2pix', 'compression' or None, from the saved hyper-parameters."""
-    hyper = checkpoint.get("hyper_parameters") or {}
-    if "quantizer" in hyper:
-        return "compression"
-    if "lambda_l1" in hyper:
-        return "pix2pix"
-    return None
+    """The model family that wrote the checkpoint ('pix2pix', 'compression', ...), or None.
+
+    Checkpoints name it (``checkpoint["ganforge"]["family"]``, see ganforge.tasks.registry);
+    older ones are recognised by their hyper-parameters."""
+    from ganforge.tasks.registry import guess_family
+
+    named = (checkpoint.get("ganforge") or {}).get("family")
+    if isinstance(named, str):
+        return named
+    return guess_family(checkpoint.get("hyper_parameters") or {})
 
 
 def load_task(path: str | Path, family: str | None = None):
     """The task a checkpoint was written by, with its trained weights, in eval mode.
 
-    family: require this model family ('pix2pix' or 'compression'); None accepts either.
+    family: require this model family ('pix2pix', 'compression', ...); None accepts any.
     The generator's moving average (model.ema_decay), when the checkpoint has one, is
     loaded too and is what `task.inference_generator` returns.
     """
-    import importlib
-
     checkpoint = read_checkpoint(path)
     found = checkpoint_family(checkpoint)
+    families = _families()
     if found is None:
         raise UserError(f"{path} was not written by a ganforge model (no model hyper-parameters in it)")
+    if found not in families:
+        raise UserError(f"{path} is a {found!r} checkpoint, a model family this ganforge does not have "
+                        f"({', '.join(families)}): use the ganforge version that wrote it")
     if family is not None and found != family:
-        raise UserError(f"{path} is a {found} checkpoint; this command needs a {family} one ({FAMILIES[family][1]})")
-    module_name, class_name = FAMILIES[found][0].rsplit(".", 1)
-    task_class = getattr(importlib.import_module(module_name), class_name)
+        raise UserError(f"{path} is a {found} checkpoint; this command needs a {family} one "
+                        f"({families[family].trained_by})")
+    task_class = families[found].task_class
     try:
         task = task_class(**checkpoint["hyper_parameters"])
         task.setup("predict")

@@ -30,6 +30,8 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from torch.nn.parallel import DistributedDataParallel
 
+from ganforge.overrides import without_hydra
+
 __all__ = ["GANDDPStrategy", "HydraJobLauncher", "end_launched_processes", "launch_variables", "EXTRA_PROCESS_VARIABLE"]
 
 # What a launch adds to the environment of the process that launches (Lightning's launcher).
@@ -105,7 +107,7 @@ class HydraJobLauncher(_SubprocessScriptLauncher):
         from hydra.utils import get_original_cwd
 
         job = HydraConfig.get()
-        overrides = [o for o in job.overrides.task if not o.startswith("hydra")]
+        overrides = without_hydra(job.overrides.task)
         environment_copy = {**os.environ, EXTRA_PROCESS_VARIABLE: "1"}
 
         for local_rank in range(1, self.num_processes):

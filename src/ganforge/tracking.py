@@ -21,14 +21,13 @@ from typing import Any, Iterable, Literal, Sequence
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 
 from ganforge.errors import ConfigError
+from ganforge.overrides import about_output
 
 __all__ = ["WandbLogger", "sweep_group", "override_tags", "MAX_TAG_LENGTH"]
 
 log = logging.getLogger(__name__)
 
 MAX_TAG_LENGTH = 64  # W&B rejects longer tags
-# Overrides that say where a run writes or how it is logged, not what it trains: no tags.
-_UNTAGGED = ("paths", "hydra", "logger")
 
 
 def _hydra_job() -> Any | None:
@@ -59,19 +58,13 @@ def sweep_group(hydra: Any | None = None) -> str | None:
     return "/".join(sweep.parts[-2:])
 
 
-def _override_key(override: str) -> str:
-    key = override.split("=", 1)[0].lstrip("~+")
-    return key.split("@", 1)[0].replace("/", ".")
-
-
 def override_tags(overrides: Iterable[str]) -> list[str]:
     """Tags for a job's overrides, as typed (``norm=batch``, ``trainer.max_epochs=3``),
     without those about output folders and loggers (``paths.*``, ``hydra.*``, ``logger*``);
     a tag longer than W&B's 64 characters is cut to 64, ending in ``…``."""
     tags = []
     for override in overrides:
-        key = _override_key(override)
-        if key.split(".", 1)[0] in _UNTAGGED:
+        if about_output(override):  # where the run writes or logs, not what it trains: no tag
             continue
         if override.startswith("~") and override.endswith("=null"):
             override = override[: -len("=null")]  # how a multirun job records `~key`

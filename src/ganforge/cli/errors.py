@@ -49,8 +49,9 @@ def check_output_root(argv: Sequence[str], key: str = "paths.log_dir", default: 
     Hydra makes the run folder before ganforge's code runs, so a bad `paths.log_dir`
     would otherwise end in Hydra's traceback. Called with the command line, before Hydra.
     """
-    values = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0].lstrip("+") == key and "=" in a]
-    folder = Path(values[-1] if values else default).expanduser()
+    from ganforge.overrides import last_value
+
+    folder = Path(last_value(argv, key) or default).expanduser()
     if "," in str(folder) or "$" in str(folder):  # a sweep over folders or an interpolation: Hydra's job
         return
     try:

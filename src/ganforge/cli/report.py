@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ganforge.errors import UserError
+from ganforge.overrides import about_output, split
 
 __all__ = ["main", "Run", "find_runs", "read_run", "build_report", "metric_direction"]
 
-# Overrides that say where or how a run was logged, not what was trained.
-IGNORED_PREFIXES = ("paths.", "paths=", "hydra.", "hydra/", "hydra=", "logger")
 HIGHER_IS_BETTER = ("psnr", "ssim")
 LOWER_IS_BETTER = ("l1", "fid", "kid", "bpp", "loss", "mse", "lpips")
 # Folders inside a run that never hold a run: not walked, for speed.
@@ -133,11 +132,7 @@ def _read_overrides(folder: Path) -> tuple[list[str], str]:
         return [], f"cannot read .hydra/overrides.yaml ({type(error).__name__})"
     if not isinstance(overrides, list):
         return [], "cannot read .hydra/overrides.yaml (not a list)"
-    return [str(o) for o in overrides if not _is_ignored(str(o))], ""
-
-
-def _is_ignored(override: str) -> bool:
-    return override.lstrip("+~").startswith(IGNORED_PREFIXES)
+    return [str(o) for o in overrides if not about_output(str(o))], ""
 
 
 def _planned_epochs(folder: Path) -> int | None:
@@ -205,11 +200,6 @@ def read_run(folder: Path) -> Run:
 # --------------------------------------------------------------------------- the report
 
 
-def _split(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key, value
-
-
 @dataclass
 class Report:
     root: Path
@@ -222,7 +212,7 @@ class Report:
     grid: dict[str, Any] | None = None   # rows, cols, row_values, col_values, when a full 2-D grid
 
     def params(self, run: Run) -> dict[str, str]:
-        values = dict(_split(o) for o in run.overrides)
+        values = dict(split(o) for o in run.overrides)
         return {key: values.get(key, "") for key in self.varying}
 
     def name(self, run: Run) -> str:
@@ -234,12 +224,12 @@ def _varying_keys(runs: list[Run]) -> tuple[list[str], list[str]]:
     keys: list[str] = []
     for run in runs:
         for override in run.overrides:
-            key = _split(override)[0]
+            key = split(override)[0]
             if key not in keys:
                 keys.append(key)
-    per_run = [dict(_split(o) for o in run.overrides) for run in runs]
+    per_run = [dict(split(o) for o in run.overrides) for run in runs]
     varying = [k for k in keys if len({values.get(k) for values in per_run}) > 1]
-    common = [o for o in runs[0].overrides if _split(o)[0] not in varying and all(o in r.overrides for r in runs)]
+    common = [o for o in runs[0].overrides if split(o)[0] not in varying and all(o in r.overrides for r in runs)]
     return varying, common
 
 
@@ -250,7 +240,7 @@ def _full_grid(runs: list[Run], varying: list[str]) -> dict[str, Any] | None:
     first, second = varying
     pairs = []
     for run in runs:
-        values = dict(_split(o) for o in run.overrides)
+        values = dict(split(o) for o in run.overrides)
         if first not in values or second not in values:
             return None
         pairs.append((values[first], values[second]))

@@ -15,9 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 from ganforge.checks import check_choice
 from ganforge.cli import CONFIG_DIR
 from ganforge.cli.errors import check_accelerator, check_output_root, check_precision, report_user_errors
+from ganforge.cli.resume import check_resumable, resolve_ckpt_path, with_run_overrides
 from ganforge.errors import NonFiniteLossError, UserError, user_message
 
-__all__ = ["main", "resolve_ckpt_path", "train"]
+__all__ = ["main", "train"]
 
 log = logging.getLogger("ganforge")
 
@@ -61,7 +62,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ckpt_path = str(resolve_ckpt_path(ckpt_path, Path(cfg.paths.log_dir)))
     task = hydra.utils.instantiate(cfg.model, _convert_="all")
     if ckpt_path is not None:
-        _check_resumable(Path(ckpt_path), task)
+        check_resumable(Path(ckpt_path), task)
     guard = cfg.get("trainer_guard") or {}
     task.on_nonfinite = check_choice("trainer_guard.on_nonfinite", guard.get("on_nonfinite", "stop"), ("stop", "skip"))
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
@@ -145,76 +146,6 @@ def _report_interrupt(trainer, output_dir: Path) -> None:
     sys.exit(0 if _is_extra_process() else 128 + (signal.SIGINT if name == "SIGINT" else signal.SIGTERM))
 
 
-def resolve_ckpt_path(value: Any, log_dir: Path) -> Path:
-    """ckpt_path as the user gave it -> a checkpoint file.
-
-    A file is itself; a run folder means its checkpoints/last.ckpt; `last` means the most
-    recently written checkpoints/last.ckpt under `log_dir` (runs and sweeps).
-    """
-    text = str(value)
-    if text == "last":
-        found = sorted(log_dir.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise UserError(f"ckpt_path=last: no run under paths.log_dir={log_dir} has checkpoints/last.ckpt; "
-                            "pass a run folder or a .ckpt file")
-        return found[-1]
-    path = Path(text).expanduser()
-    if path.is_dir():
-        for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
-            if candidate.is_file():
-                return candidate
-        raise UserError(f"ckpt_path={path} is a folder without checkpoints/last.ckpt: pass a run folder or a .ckpt file")
-    if not path.is_file():
-        raise UserError(f"ckpt_path={path} does not exist: pass a run folder, a .ckpt file, or last")
-    return path
-
-
-def _check_resumable(path: Path, task) -> None:
-    """One line, before anything is written, when the checkpoint cannot continue `task`:
-    damaged, of the other model family, or of another shape of network."""
-    from ganforge.checkpoint import FAMILIES, checkpoint_family, read_checkpoint
-    from ganforge.tasks import CompressionTask
-
-    checkpoint = read_checkpoint(path)
-    family, wanted = checkpoint_family(checkpoint), "compression" if isinstance(task, CompressionTask) else "pix2pix"
-    if family != wanted:
-        what = f"a {family} checkpoint" if family else "not a ganforge checkpoint"
-        raise UserError(f"ckpt_path={path} is {what}, but this run trains {wanted}: "
-                        f"resume it with {FAMILIES[family][1] if family else 'the model it was trained with'}")
-    task.setup("fit")  # builds the moving average of G, if any, whose weights are saved too
-    expected = {k: tuple(v.shape) for k, v in task.state_dict().items()}
-    saved = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
-    if expected != saved:
-        different = sorted(set(expected) ^ set(saved)) or sorted(k for k in expected if expected[k] != saved[k])
-        raise UserError(f"ckpt_path={path} holds another network than this config builds (first difference: "
-                        f"{different[0]}): resume with the overrides the run was trained with")
-
-
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def _with_run_overrides(cfg: DictConfig) -> DictConfig:
-    """When resuming a run that train.py wrote, compose the config again from that run's
-    command-line overrides followed by this command's (which win), so that
-    `python train.py ckpt_path=<run>` continues the run as it was configured."""
-    from hydra import compose
-    from hydra.core.hydra_config import HydraConfig
-
-    ckpt = resolve_ckpt_path(cfg.ckpt_path, Path(cfg.paths.log_dir))
-    saved = next((p for p in (ckpt.parent.parent, ckpt.parent) if (p / ".hydra" / "overrides.yaml").is_file()), None)
-    if saved is None:
-        return cfg
-    current = list(HydraConfig.get().overrides.task)
-    mine = {_override_key(o) for o in current}
-    theirs = [o for o in OmegaConf.load(saved / ".hydra" / "overrides.yaml")
-              if _override_key(o) not in mine and _override_key(o) != "ckpt_path" and not o.startswith("hydra")]
-    if not theirs:
-        return cfg
-    log.info("resuming %s with its run's overrides %s", ckpt, theirs)
-    return compose(config_name="train", overrides=[*theirs, *current])
-
-
 def _in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -253,7 +184,7 @@ def _summarize(before: dict[str, float], after: dict[str, float], output_dir: Pa
 def _hydra_main(cfg: DictConfig) -> float | None:
     with report_user_errors():
         if cfg.get("ckpt_path") is not None:
-            cfg = _with_run_overrides(cfg)
+            cfg = with_run_overrides(cfg)
         try:
             metrics = train(cfg)
         except NonFiniteLossError as error:

@@ -18,10 +18,12 @@ from ganforge.errors import ConfigError
 from ganforge.models.compression import DOWNSAMPLING, GenerativeCompression, MultiScaleDiscriminator
 from ganforge.nn.quantize import SoftToHardQuantizer
 from ganforge.tasks.gan import Example, GANTask, network_part
+from ganforge.tasks.registry import register_family
 
 __all__ = ["CompressionTask"]
 
 
+@register_family("compression", trained_by="model=compression")
 class CompressionTask(GANTask):
     """Encoder -> quantizer -> (noise) -> generator, against a multiscale discriminator.
 

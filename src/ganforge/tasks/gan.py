@@ -32,6 +32,7 @@ from ganforge.checks import check_bool, check_choice, check_int, check_number
 from ganforge.errors import ConfigError, NonFiniteLossError
 from ganforge.losses import GANLoss, gradient_penalty, make_gan_loss
 from ganforge.nn.precision import without_autocast
+from ganforge.tasks.registry import family_of
 
 __all__ = ["Example", "GANTask", "MS_SSIM_MIN_SIDE", "network_part", "pad_to_multiple"]
 
@@ -284,7 +285,8 @@ class GANTask(L.LightningModule):
         self.ema_updates += 1
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ganforge"] = {"nonfinite_skips": self.nonfinite_skips}
+        # The family (ganforge.tasks.registry) tells a reader which task to rebuild.
+        checkpoint["ganforge"] = {"family": family_of(self), "nonfinite_skips": self.nonfinite_skips}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Build the average before Lightning loads its weights into it.

@@ -21,6 +21,7 @@ from ganforge.data.color import lab_to_network, lab_to_rgb, network_to_lab, rgb_
 from ganforge.errors import ConfigError
 from ganforge.models import PatchDiscriminator, UNetGenerator
 from ganforge.tasks.gan import Example, GANTask, network_part
+from ganforge.tasks.registry import register_family
 
 __all__ = ["Pix2PixTask"]
 
@@ -30,6 +31,7 @@ def _split_parts(network: Mapping[str, Any] | None, norm: Any, act: Any) -> tupl
     return options, network_part(norm, options.pop("norm", None)), network_part(act, options.pop("act", None))
 
 
+@register_family("pix2pix", trained_by="model=pix2pix or model=pix2pix_small")
 class Pix2PixTask(GANTask):
     """pix2pix as a Lightning task. `generator` and `discriminator` hold the options of
     `UNetGenerator` and `PatchDiscriminator` (without channel counts, which follow from
