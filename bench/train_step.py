@@ -206,8 +206,8 @@ class PlainLoop:
         self.compression = isinstance(task, CompressionTask)
         self.G, self.D, self.gan_loss = task.generator, task.discriminator, task.gan_loss
         # The task's own Adam (fused where the task's is): the same optimizers as ours.
-        self.opt_g = task.adam(self.G.parameters(), task.lr_g)
-        self.opt_d = task.adam(self.D.parameters(), task.lr_d)
+        self.opt_g = task.adam(self.G.parameters(), task.optim.lr_g)
+        self.opt_d = task.adam(self.D.parameters(), task.optim.lr_d)
         self.ema = copy.deepcopy(self.G).requires_grad_(False) if task.ema_decay is not None else None
         self.ema_updates = 0
         if self.compression:

@@ -48,7 +48,7 @@ def weights(task) -> dict[str, torch.Tensor]:
 
 def test_adam_is_fused_by_default_where_torch_can_and_falls_back_where_it_cannot():
     task = pix2pix()
-    assert task.fused is True
+    assert task.optim.fused is True
     assert task.adam(task.generator.parameters(), 1e-3).defaults["fused"] is True  # CPU: torch >= 2.4
     assert not pix2pix(optim={"fused": False}).adam(task.generator.parameters(), 1e-3).defaults["fused"]
     # parameters torch has no fused kernel for (here: on the meta device): the default Adam
@@ -281,6 +281,6 @@ def test_the_options_are_in_the_model_configs(model):
             "paths.output_dir=/tmp/unused", f"model={model}", "model.optim.fused=false", "model.channels_last=true",
             "model.compile=true", "model.compile_backend=eager"])
     task = hydra.utils.instantiate(cfg.model, _convert_="all")
-    assert (task.fused, task.channels_last, task.compile_networks, task.compile_backend) == (False, True, True, "eager")
+    assert (task.optim.fused, task.channels_last, task.compile_networks, task.compile_backend) == (False, True, True, "eager")
     assert task.hparams["compile"] is True  # kept with the checkpoint, for load_task
 

@@ -228,7 +228,7 @@ def test_colour_conversion_and_ssim_stay_float32_under_autocast():
     torch.manual_seed(0)
     rgb = torch.rand(2, 3, 16, 16)
     other = (rgb + 0.1 * torch.randn_like(rgb)).clamp(0, 1)
-    from ganforge.tasks.gan import _Float32SSIM
+    from ganforge.tasks.validation import Float32SSIM as _Float32SSIM
 
     lab, ours = rgb_to_lab(rgb), _Float32SSIM(data_range=1.0)
     ours.update(rgb, other)

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganforge.compat import batches_that_stepped
+
 __all__ = ["SampleGrid", "image_grid"]
 
 
@@ -83,9 +85,9 @@ class SampleGrid(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, task: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Lightning counts this batch only after the hook: done = counter + 1.
-        done = trainer.fit_loop.epoch_loop._batches_that_stepped + 1
+        done = batches_that_stepped(trainer) + 1
         if self.every_n_steps > 0 and done % self.every_n_steps == 0:
             self.write(trainer, task, done)
 
     def on_train_end(self, trainer: L.Trainer, task: Any) -> None:
-        self.write(trainer, task, trainer.fit_loop.epoch_loop._batches_that_stepped)
+        self.write(trainer, task, batches_that_stepped(trainer))

@@ -28,6 +28,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from ganforge.compat import batches_that_stepped, request_stop_after_batch
 from ganforge.errors import UserError, user_message
 
 __all__ = [
@@ -203,9 +204,9 @@ class LastCheckpoint(L.Callback):
             requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
         if requested:
             self.interrupted_by = self.interrupted_by or "SIGTERM"
-            trainer._signal_connector.received_sigterm = True  # what makes Lightning stop after this batch
+            request_stop_after_batch(trainer)
         # Lightning counts this batch only after the hook: done = counter + 1.
-        done = trainer.fit_loop.epoch_loop._batches_that_stepped + 1
+        done = batches_that_stepped(trainer) + 1
         if self.every_n_batches and done % self.every_n_batches == 0:
             self.save(trainer)
 

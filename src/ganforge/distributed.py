@@ -25,11 +25,10 @@ import sys
 from typing import Any
 
 import torch
-from lightning.pytorch.overrides.distributed import _sync_module_states
 from lightning.pytorch.strategies import DDPStrategy
-from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from torch.nn.parallel import DistributedDataParallel
 
+from ganforge.compat import SubprocessScriptLauncher, ddp_kwargs, sync_module_states
 from ganforge.overrides import without_hydra
 
 __all__ = ["GANDDPStrategy", "HydraJobLauncher", "end_launched_processes", "launch_variables", "EXTRA_PROCESS_VARIABLE"]
@@ -74,9 +73,9 @@ class GANDDPStrategy(DDPStrategy):
             return
         # Each wrapper broadcasts its network from rank 0; this covers the task's own
         # buffers too (the moving average of G, counters).
-        _sync_module_states(module)
+        sync_module_states(module)
         device_ids = self.determine_ddp_device_ids()
-        module.distribute(lambda network: DistributedDataParallel(network, device_ids=device_ids, **self._ddp_kwargs))
+        module.distribute(lambda network: DistributedDataParallel(network, device_ids=device_ids, **ddp_kwargs(self)))
 
     def teardown(self) -> None:
         module = self.lightning_module
@@ -85,7 +84,7 @@ class GANDDPStrategy(DDPStrategy):
         super().teardown()
 
 
-class HydraJobLauncher(_SubprocessScriptLauncher):
+class HydraJobLauncher(SubprocessScriptLauncher):
     """Starts the other local ranks as `python -m ganforge.cli.train <this job's overrides>
     hydra.run.dir=<this job's folder>`, so every rank of a run in a multirun trains that
     run. Without Hydra (a script of the user's), Lightning's own command is used."""

@@ -18,6 +18,7 @@ from ganforge.checks import check_choice, check_int, check_number
 from ganforge.data.datasets import AlignedPairDataset, FullImageDataset, GridCropDataset, RandomCropDataset
 from ganforge.data.images import SAMPLE_PHOTOS, find_images, sample_photo
 from ganforge.data.sampling import EpochSampler, ResumableDataLoader
+from ganforge.compat import batches_ready_in_epoch
 from ganforge.errors import ConfigError, DataError
 
 __all__ = ["CropDataModule", "SingleImageDataModule", "SampleDataModule", "FolderDataModule", "PairedDataModule"]
@@ -64,7 +65,7 @@ class CropDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is None:
             return 0, 0
-        return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        return trainer.current_epoch, batches_ready_in_epoch(trainer)
 
     def _processes(self) -> tuple[int, int]:
         """(processes, this one's global rank) of the training run: each process loads its
