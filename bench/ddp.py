@@ -65,7 +65,7 @@ class StepTimer(L.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         from torch.nn.parallel import DistributedDataParallel
 
-        wrappers = list(getattr(pl_module, "_replicas", {}).values())
+        wrappers = pl_module.replicas.wrappers()
         if isinstance(trainer.strategy.model, DistributedDataParallel):
             wrappers.append(trainer.strategy.model)
         for wrapper in wrappers:

@@ -81,39 +81,35 @@ MATMUL_SIZE = 2048
 
 # ---- models and data -------------------------------------------------------------------
 
-def make_task(model: str):
-    """The task of `model`, as the configs build it."""
-    from ganforge.tasks import CompressionTask, Pix2PixTask
+# model -> the overrides that compose its config from conf/ (the configs users train with).
+TASK_OVERRIDES = {
+    # experiment=pix2pix_facades: unet_256 + 70x70 PatchGAN, batch norm, vanilla GAN, lambda_L1 100, pairs
+    "pix2pix": ["experiment=pix2pix_facades", "data.root=unused"],
+    # the same networks colorizing single photos (bench/data.py's folder case)
+    "pix2pix_images": ["model=pix2pix", "norm=batch", "data=folder", "data.root=unused"],
+    "pix2pix_quick": ["experiment=pix2pix_facades", "data.root=unused", "model.generator.num_downs=6",
+                      "model.generator.ngf=8", "model.discriminator.ndf=8"],
+    # the CPU demo: conf/model/pix2pix_small.yaml on data=sample (colorization)
+    "pix2pix_small": ["model=pix2pix_small"],
+    # experiment=gc_cityscapes: the paper's widths
+    "compression": ["experiment=gc_cityscapes", "data.root=unused"],
+    "compression_quick": ["experiment=gc_cityscapes", "data.root=unused", "model.generator.width=0.0625",
+                          "model.generator.residual_blocks=2", "model.discriminator.ndf=8"],
+}
 
-    if model in ("pix2pix", "pix2pix_images", "pix2pix_quick"):
-        # conf/model/pix2pix.yaml + experiment=pix2pix_facades (norm batch, vanilla)
-        quick = model == "pix2pix_quick"
-        return Pix2PixTask(
-            data_kind="images" if model == "pix2pix_images" else "pairs",
-            generator={"num_downs": 6 if quick else 8, "ngf": 8 if quick else 64, "dropout": 0.5},
-            discriminator={"ndf": 8 if quick else 64, "n_layers": 3},
-            norm="batch", gan_loss={"kind": "vanilla"}, lambda_l1=100.0,
-        )
-    if model == "pix2pix_small":
-        # the CPU demo: conf/model/pix2pix_small.yaml on data=sample (colorization)
-        return Pix2PixTask(
-            data_kind="images", generator={"num_downs": 6, "ngf": 32, "dropout": 0.5},
-            discriminator={"ndf": 32, "n_layers": 3}, norm="instance", gan_loss={"kind": "vanilla"},
-            lambda_l1=100.0, lr_decay={"start_epoch": 5, "epochs": 5},
-        )
-    if model in ("compression", "compression_quick"):
-        # conf/experiment/gc_cityscapes.yaml (the paper's widths)
-        quick = model == "compression_quick"
-        return CompressionTask(
-            data_kind="images", bottleneck=8,
-            quantizer={"centers": [-2, -1, 0, 1, 2], "temperature": 1.0, "learnable": False},
-            generator={"width": 0.0625 if quick else 1.0, "residual_blocks": 2 if quick else 9,
-                       "sample_noise": False},
-            discriminator={"scales": 3, "ndf": 8 if quick else 64, "n_layers": 3, "conditional": False},
-            norm="instance", gan_loss={"kind": "lsgan"}, lambda_mse=12.0, lambda_fm=10.0, ema_decay=0.999,
-            lr_decay={"start_epoch": 5, "epochs": 5},
-        )
-    raise ValueError(f"unknown model {model!r}")
+
+def make_task(model: str):
+    """The task of `model`, composed with Hydra from the real configs in conf/."""
+    import hydra
+    from hydra import compose, initialize_config_dir
+
+    from ganforge.cli import CONFIG_DIR
+
+    if model not in TASK_OVERRIDES:
+        raise ValueError(f"unknown model {model!r}")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["paths.output_dir=unused", *TASK_OVERRIDES[model]])
+    return hydra.utils.instantiate(cfg.model, _convert_="all")
 
 
 def image_side(model: str) -> tuple[int, int]:

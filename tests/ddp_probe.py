@@ -35,7 +35,7 @@ class RankProbe(L.Callback):
         from torch.nn.parallel import DistributedDataParallel
 
         self.initial = _copy(pl_module.state_dict())
-        self.wrapped = ("networks" if getattr(pl_module, "_replicas", None) else
+        self.wrapped = ("networks" if pl_module.replicas.wrappers() else
                         "task" if isinstance(trainer.strategy.model, DistributedDataParallel) else None)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:

@@ -9,7 +9,6 @@ clipping, the learning-rate decay, validation metrics, sample images) lives here
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any, Callable, Mapping
 
@@ -28,6 +27,7 @@ from ganforge.tasks.examples import Example, detached, network_part, pad_to_mult
 from ganforge.tasks.guards import NonFiniteGuard, reseed_for_batch
 from ganforge.tasks.options import GradClip, LrDecay, OptimOptions, from_config
 from ganforge.tasks.registry import family_of
+from ganforge.tasks.replicas import NetworkReplicas
 from ganforge.tasks.validation import MS_SSIM_MIN_SIDE, ReconstructionMetrics
 
 __all__ = ["Example", "GANTask", "MS_SSIM_MIN_SIDE", "network_part", "pad_to_multiple"]  # re-exported
@@ -106,7 +106,7 @@ class GANTask(L.LightningModule):
         self.ema_decay = None if ema_decay is None else check_number("model.ema_decay", ema_decay, 0, 1,
                                                                      open_maximum=True)
         self.generator_ema: nn.Module | None = None
-        self._replicas: dict[str, nn.Module] = {}  # distributed wrappers, see distribute()
+        self.replicas = NetworkReplicas()  # distributed wrappers, see distribute()
         self.guard = NonFiniteGuard()
         self.cadence = TrainLogCadence()
         self.reconstruction = ReconstructionMetrics() if self.reconstructs else None
@@ -172,24 +172,16 @@ class GANTask(L.LightningModule):
     def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
         """Train through `wrap(self.generator)` and `wrap(self.discriminator)`: each network
         gets its own DistributedDataParallel (ganforge.distributed.GANDDPStrategy), so each
-        backward pass synchronizes exactly the network it trains. The wrappers are not
-        submodules: the task's state dict and checkpoints stay those of a single process."""
-        self._replicas = {"generator": wrap(self.generator), "discriminator": wrap(self.discriminator)}
+        backward pass synchronizes exactly the network it trains."""
+        self.replicas.wrap({"generator": self.generator, "discriminator": self.discriminator}, wrap)
 
     def undistribute(self) -> None:
-        self._replicas = {}
+        self.replicas.clear()
 
     def trained(self, name: str) -> nn.Module:
         """The network `name` ("generator" or "discriminator") as training calls it: its
         distributed wrapper when there is one."""
-        replica = self._replicas.get(name)
-        return replica if replica is not None else getattr(self, name)
-
-    def _discriminator_frozen(self):
-        """D's forward in G's step: D's parameters take no gradient, so its wrapper must not
-        wait for them (DistributedDataParallel.no_sync)."""
-        replica = self._replicas.get("discriminator")
-        return replica.no_sync() if replica is not None else contextlib.nullcontext()
+        return self.replicas.get(name, getattr(self, name))
 
     # ---- the generator's moving average, checkpoints -----------------------------------
 
@@ -313,7 +305,7 @@ class GANTask(L.LightningModule):
 
         if train_generator:
             self.toggle_optimizer(opt_g)
-            with self._discriminator_frozen():
+            with self.replicas.frozen("discriminator"):
                 d_fake = self.discriminate(example, fake, discriminator)
             loss_adv = self.gan_loss.generator(self.adversarial_logits(d_fake))
             extras = self.generator_losses(example, fake, d_fake, detached(d_real))
