@@ -231,11 +231,11 @@ def test_a_failed_or_refused_export_leaves_the_old_file(tmp_path, spectral_pairs
         raise KeyboardInterrupt  # a kill in the middle of writing
 
     with monkeypatch.context() as patch:
-        patch.setattr(export_module, "_export_torchscript", half_written)
+        patch.setattr(export_module, "export_torchscript", half_written)
         with pytest.raises(KeyboardInterrupt):
             export_module.export(spectral_pairs_checkpoint, output, "torchscript")
-    real_run = export_module._run_exported
-    monkeypatch.setattr(export_module, "_run_exported", lambda *args: real_run(*args) + 0.01)
+    real_run = export_module.run_exported
+    monkeypatch.setattr(export_module, "run_exported", lambda *args: real_run(*args) + 0.01)
     with pytest.raises(UserError, match="differs from PyTorch by 0.01 .*nothing written"):
         export_module.export(spectral_pairs_checkpoint, output, "torchscript")
     assert output.read_bytes() == b"an earlier export"

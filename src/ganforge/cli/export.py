@@ -37,17 +37,13 @@ is installed).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import importlib.util
-import json
-import logging
 import os
-import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
+from ganforge.cli.export_formats import export_onnx, export_torchscript, run_exported
 from ganforge.errors import UserError
 
 __all__ = ["CHECK_TOLERANCE", "FORMATS", "Description", "describe", "export", "inference_network", "main"]
@@ -76,9 +72,16 @@ class Description:
     output_units: str
     multiple: int
     noise: str | None = None
+    image_size: int | None = None    # generation: the side of the images it makes
+    num_classes: int | None = None   # generation: a conditional model's classes (second input "label")
 
     def line(self) -> str:
         """One sentence: input -> output, with shapes and units."""
+        if self.family == "generation":
+            label = (f' and "label" (N,) int64 in 0 .. {self.num_classes - 1}' if self.num_classes else "")
+            return (f'input "{self.input_name}" (N, {self.input_channels}) = {self.input_units}{label} -> '
+                    f'output "{self.output_name}" (N, {self.output_channels}, {self.image_size}, {self.image_size}) '
+                    f"= {self.output_units}")
         return (f'input "{self.input_name}" (N, {self.input_channels}, H, W) = {self.input_units} -> '
                 f'output "{self.output_name}" (N, {self.output_channels}, H, W) = {self.output_units}; '
                 f"H and W any multiples of {self.multiple}")
@@ -88,7 +91,13 @@ def describe(task, ema: bool = True) -> Description:
     """The Description of what `inference_network(task, ema)` computes."""
     from ganforge.tasks.compression import CompressionTask
 
+    from ganforge.tasks.registry import family_of
+
     generator = "ema" if ema and task.generator_ema is not None else "raw"
+    if family_of(task) == "generation":
+        units = "RGB in [-1, 1]" if task.image_channels == 3 else "grey in [-1, 1]"
+        return Description("generation", "samples", generator, "z", task.z_dim, "a latent code ~ N(0, I)", "image",
+                           task.image_channels, units, 1, image_size=task.image_size, num_classes=task.num_classes)
     if isinstance(task, CompressionTask):
         noise = None
         if task.generator.noise is not None:
@@ -146,22 +155,14 @@ def inference_network(task, ema: bool = True):
     return network.eval()
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence what tracing says to developers (torch.onnx's registry notes, onnxscript's
-    optimizer notes, TracerWarnings about shape checks whose outcome the multiple fixes,
-    deprecations): the exported file is checked against PyTorch instead."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
+def _generation_inputs(description: Description, batch: int, seed: int):
+    """(z,) or (z, labels) for a generation model: `batch` codes (and classes 0, 1, ...)."""
+    import torch
+
+    z = torch.randn(batch, description.input_channels, generator=torch.Generator().manual_seed(seed))
+    if not description.num_classes:
+        return (z,)
+    return z, torch.arange(batch) % description.num_classes
 
 
 def _example_size(size: list[int] | None, multiple: int) -> tuple[int, int]:
@@ -196,45 +197,6 @@ def _check_output(output: Path, format: str) -> None:
         raise UserError(f"cannot write {output}: no permission to write in {folder}; choose another output")
 
 
-def _export_onnx(network, example, path: Path, description: Description) -> None:
-    import torch
-
-    blocks = {name: torch.export.Dim(name, min=1) for name in ("height", "width")}
-    dims = {0: torch.export.Dim("batch", min=1), 2: description.multiple * blocks["height"],
-            3: description.multiple * blocks["width"]}
-    with _quiet(), torch.no_grad():
-        program = torch.onnx.export(network, (example,), None, dynamo=True, dynamic_shapes=({**dims},),
-                                    input_names=[description.input_name], output_names=[description.output_name],
-                                    external_data=False, verbose=False)
-    program.model.metadata_props["ganforge"] = json.dumps(asdict(description))
-    program.model.doc_string = f"ganforge {description.family} ({description.task}): {description.line()}"
-    program.save(str(path), external_data=False)
-
-
-def _export_torchscript(network, example, path: Path, description: Description) -> None:
-    import torch
-
-    # check_trace would run the network twice more; the check below runs the file itself.
-    with _quiet(), torch.no_grad():
-        traced = torch.jit.trace(network, (example,), check_trace=False)
-    torch.jit.save(traced, str(path), _extra_files={"ganforge.json": json.dumps(asdict(description))})
-
-
-def _run_exported(path: Path, format: str, x):
-    """The exported file's output for `x`, or None when onnxruntime is not installed."""
-    import torch
-
-    if format == "torchscript":
-        with torch.no_grad():
-            return torch.jit.load(str(path))(x)
-    if importlib.util.find_spec("onnxruntime") is None:
-        return None
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
-
-
 def export(checkpoint: str | Path, output: str | Path, format: str, size: list[int] | None = None,
            ema: bool = True) -> str:
     """Export the checkpoint's inference network to `output`; returns the line to print.
@@ -260,37 +222,47 @@ def export(checkpoint: str | Path, output: str | Path, format: str, size: list[i
     description = describe(task, ema)
     network = inference_network(task, ema)
     multiple = description.multiple
+    generation = description.family == "generation"
+    if generation and size is not None:
+        raise UserError(f"--size is for image-to-image models; this one makes {description.image_size}x"
+                        f"{description.image_size} images from latent codes: drop --size")
     height, width = _example_size(size, multiple)
     weight_bytes = sum(t.numel() * t.element_size() for t in network.state_dict().values())
     if format == "onnx" and weight_bytes > ONNX_MAX_BYTES:
         raise UserError(f"the network has {weight_bytes / 2**30:.1f} GiB of weights, more than one .onnx file holds: "
                         "use --format torchscript")
-    # Batch 2: torch.export fixes a dimension whose example is 1.
-    example = torch.rand(2, description.input_channels, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    # Instance norm needs more than one value per channel at the encoder's last layer.
-    minimum = 2 * multiple if isinstance(task, CompressionTask) else multiple
-    check_height, check_width = _check_size((height, width), multiple, minimum)
-    check_input = torch.rand(1, description.input_channels, check_height, check_width,
-                             generator=torch.Generator().manual_seed(1)) * 2 - 1
+    if generation:
+        # Batch 2 traced, checked on batch 3 (torch.export fixes a dimension whose example is 1).
+        example, check_input = _generation_inputs(description, 2, 0), _generation_inputs(description, 3, 1)
+        check_what = f"a batch of {check_input[0].shape[0]} codes"
+    else:
+        example = torch.rand(2, description.input_channels, height, width,
+                             generator=torch.Generator().manual_seed(0)) * 2 - 1
+        # Instance norm needs more than one value per channel at the encoder's last layer.
+        minimum = 2 * multiple if isinstance(task, CompressionTask) else multiple
+        check_height, check_width = _check_size((height, width), multiple, minimum)
+        check_input = torch.rand(1, description.input_channels, check_height, check_width,
+                                 generator=torch.Generator().manual_seed(1)) * 2 - 1
+        check_what = f"a {check_height}x{check_width} input"
     with torch.no_grad():
-        expected = network(check_input)
+        expected = network(*check_input) if generation else network(check_input)
     report = {}
 
     def write(temporary: Path) -> None:
-        (_export_onnx if format == "onnx" else _export_torchscript)(network, example, temporary, description)
-        actual = _run_exported(temporary, format, check_input)
+        (export_onnx if format == "onnx" else export_torchscript)(network, example, temporary, description)
+        actual = run_exported(temporary, format, check_input)
         if actual is None:
             report["check"] = "not checked (onnxruntime is not installed)"
             return
         if actual.shape != expected.shape:
-            raise UserError(f"the exported model gives shape {tuple(actual.shape)} for a {check_height}x{check_width} "
-                            f"input, PyTorch {tuple(expected.shape)}: nothing written (please report this)")
+            raise UserError(f"the exported model gives shape {tuple(actual.shape)} for {check_what}, "
+                            f"PyTorch {tuple(expected.shape)}: nothing written (please report this)")
         difference = (actual - expected).abs().max().item()
         if not difference <= CHECK_TOLERANCE:
-            raise UserError(f"the exported model differs from PyTorch by {difference:.2g} on a {check_height}x"
-                            f"{check_width} input: nothing written (please report this)")
-        report["check"] = (f"checked against PyTorch on a {'x'.join(map(str, check_input.shape))} input: "
-                           f"largest difference {difference:.1g}")
+            raise UserError(f"the exported model differs from PyTorch by {difference:.2g} on {check_what}: "
+                            "nothing written (please report this)")
+        shown = "x".join(map(str, (check_input[0] if generation else check_input).shape))
+        report["check"] = f"checked against PyTorch on a {shown} input: largest difference {difference:.1g}"
 
     write_atomically(output, write)
     generator = {"ema": "moving-average generator", "raw": "generator"}[description.generator]

@@ -1,5 +1,6 @@
 """`python predict.py ckpt_path=... input=photo.jpg|folder output=DIR`: run a trained
-generator on photos of any size.
+generator on photos of any size; `python predict.py ckpt_path=... predict.num_samples=500
+output=DIR`: samples of a model that generates from noise.
 
 Each input is padded to the network's multiple and the output cropped back, so the
 result has the input's size. What comes out depends on the model family:
@@ -13,6 +14,11 @@ result has the input's size. What comes out depends on the model family:
 Outputs are PNG files at <output>/<input's path relative to the input folder>.png,
 each written atomically. An unreadable input is reported and skipped; the command fails
 only when no input could be processed.
+
+A generation model (model=dcgan, sngan) writes <output>/sample_00000.png, ...: sample i
+from the latent code keyed by (predict.seed, i), so the same command writes the same
+files; `predict.label=3` makes every sample of class 3 (a conditional model), else a
+conditional model's samples go through the classes in turn.
 """
 
 from __future__ import annotations
@@ -60,30 +66,99 @@ def _inputs(source: Path, output: Path) -> list[tuple[Path, Path]]:
     return [(source, output / f"{source.stem}.png")]
 
 
-def predict(cfg: DictConfig) -> tuple[int, list[str]]:
-    """Run the checkpoint's generator over `cfg.input`; returns (images written, problems)."""
+def _write_png(target: Path, rgb) -> None:
     import torch
     from PIL import Image
 
-    from ganforge.checkpoint import load_task
-    from ganforge.cli.files import progress, write_atomically
-    from ganforge.data.datasets import to_tensor
-    from ganforge.data.images import load_rgb
+    from ganforge.cli.files import write_atomically
 
-    options = cfg.predict
-    output = Path(str(cfg.output))
+    pixels = (rgb * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    if pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    write_atomically(target, lambda temporary: Image.fromarray(pixels).save(temporary, format="PNG"))
+
+
+def _output_folder(output: Path) -> None:
     if output.exists() and not output.is_dir():
         raise UserError(f"output={output} is a file: pass a folder for the results")
-    pairs = _inputs(Path(str(cfg.input)), output)
+
+
+def _make_folder(output: Path) -> None:
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot write to output={output} ({error.strerror or error}): choose another folder") from None
+
+
+def _load(cfg: DictConfig):
+    from ganforge.checkpoint import load_task
+
+    options = cfg.predict
     device = _device(str(options.device))
     task = load_task(cfg.ckpt_path)
     if not options.use_ema:
         task.generator_ema = None
-    task.to(device)
+    return task.to(device)
+
+
+def generate_samples(cfg: DictConfig) -> tuple[int, list[str]]:
+    """Write predict.num_samples samples of a generation checkpoint; returns (written, [])."""
+    from ganforge.checks import check_int
+    from ganforge.cli.files import progress
+
+    options, output = cfg.predict, Path(str(cfg.output))
+    if cfg.get("input") is not None:
+        raise UserError(f"input={cfg.input}: this model generates images from noise and takes no input; "
+                        "drop input= and pass predict.num_samples=N")
+    if options.get("num_samples") is None:
+        raise UserError("predict.num_samples is missing: python predict.py ckpt_path=... predict.num_samples=500 "
+                        "output=DIR")
+    count = check_int("predict.num_samples", options.num_samples, 1)
+    label = options.get("label")
+    seed = check_int("predict.seed", options.get("seed", cfg.seed), 0)
+    _output_folder(output)
+    task = _load(cfg)
+    task.inference_generator.eval()
+    task.sample(1, seed=seed, label=label)  # a bad label is refused before anything is written
+    _make_folder(output)
+    written, batch = 0, 64
+    starts = list(range(0, count, batch))
+    for start in progress(starts, "sampling"):
+        images = task.sample(min(batch, count - start), seed=seed, label=label, first=start)
+        for offset, image in enumerate(images):
+            target = output / f"sample_{start + offset:05d}.png"
+            if target.exists() and not options.overwrite:
+                continue
+            _write_png(target, image if task.image_channels == 3 else image[:1])
+            written += 1
+    return written, []
+
+
+def predict(cfg: DictConfig) -> tuple[int, list[str]]:
+    """Run the checkpoint's generator over `cfg.input` (or sample a generation model);
+    returns (images written, problems)."""
+    import torch
+
+    from ganforge.checkpoint import checkpoint_family, read_checkpoint
+    from ganforge.data.datasets import to_tensor
+    from ganforge.data.images import load_rgb
+    from ganforge.cli.files import progress
+
+    if checkpoint_family(read_checkpoint(cfg.ckpt_path)) == "generation":
+        return generate_samples(cfg)
+    options = cfg.predict
+    output = Path(str(cfg.output))
+    if cfg.get("input") is None:
+        raise UserError("input is missing: python predict.py ckpt_path=<run>/checkpoints/best.ckpt "
+                        "input=<image or folder> output=<folder>")
+    if options.get("num_samples") is not None or options.get("label") is not None:
+        raise UserError("predict.num_samples and predict.label are for models that generate from noise; this "
+                        "model translates photos: pass input=<image or folder>")
+    _output_folder(output)
+    pairs = _inputs(Path(str(cfg.input)), output)
+    _make_folder(output)
+    task = _load(cfg)
+    device = next(task.parameters()).device
     generator = task.inference_generator
     # Eval mode: running batch-norm statistics, no dropout. pix2pix's own test script keeps
     # the generator in train mode (dropout as noise, each image's own statistics).
@@ -101,9 +176,7 @@ def predict(cfg: DictConfig) -> tuple[int, list[str]]:
             print(f"skipped: {error}", file=sys.stderr)
             continue
         rgb = to_tensor(image).unsqueeze(0).to(device)
-        result = task.translate(rgb, generator)[0]
-        pixels = (result * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-        write_atomically(target, lambda temporary, pixels=pixels: Image.fromarray(pixels).save(temporary, format="PNG"))
+        _write_png(target, task.translate(rgb, generator)[0])
         written += 1
     return written, problems
 
@@ -111,11 +184,11 @@ def predict(cfg: DictConfig) -> tuple[int, list[str]]:
 @hydra.main(config_path=str(CONFIG_DIR), config_name="predict", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     with report_user_errors():
-        for key in ("ckpt_path", "input", "output"):
+        for key in ("ckpt_path", "output"):
             if OmegaConf.is_missing(cfg, key):
                 raise UserError(
                     f"{key} is missing: python predict.py ckpt_path=<run>/checkpoints/best.ckpt input=<image or folder> "
-                    "output=<folder>"
+                    "output=<folder> (or predict.num_samples=N instead of input for a model that generates from noise)"
                 )
         written, problems = predict(cfg)
     mode = "train mode" if cfg.predict.train_mode else "eval mode"
