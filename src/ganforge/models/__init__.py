@@ -7,12 +7,15 @@ from ganforge.models.compression import (
     MultiScaleDiscriminator,
     NoiseGenerator,
 )
+from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.patchgan import PatchDiscriminator
 from ganforge.models.unet import UNetGenerator
 
 __all__ = [
     "CompressionEncoder",
     "CompressionGenerator",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
     "GenerativeCompression",
     "MultiScaleDiscriminator",
     "NoiseGenerator",
