@@ -9,6 +9,7 @@ from ganforge.models.compression import (
 )
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.patchgan import PatchDiscriminator
+from ganforge.models.sngan import ResNetDiscriminator, ResNetGenerator
 from ganforge.models.unet import UNetGenerator
 
 __all__ = [
@@ -20,5 +21,7 @@ __all__ = [
     "MultiScaleDiscriminator",
     "NoiseGenerator",
     "PatchDiscriminator",
+    "ResNetDiscriminator",
+    "ResNetGenerator",
     "UNetGenerator",
 ]
