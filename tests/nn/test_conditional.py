@@ -129,3 +129,16 @@ def test_good_labels_pass():
     check_labels(torch.tensor([0, 9]), 10, 2, "the generator")
     check_labels(torch.tensor([0, 1], dtype=torch.int32), 2, 2, "the generator")
     check_labels(None, None, 2, "the generator")
+
+
+def test_the_label_check_does_not_break_a_compiled_graph():
+    # fullgraph=True refuses any graph break; the range check (a read-back) is left out there.
+    head = ProjectionHead(4, num_classes=3)
+
+    def logits(h, labels):
+        check_labels(labels, 3, h.shape[0], "the discriminator")
+        return head(h, labels)
+
+    compiled = torch.compile(logits, fullgraph=True, backend="eager")
+    h, labels = torch.randn(2, 4), torch.tensor([2, 0])
+    torch.testing.assert_close(compiled(h, labels), logits(h, labels))

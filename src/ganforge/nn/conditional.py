@@ -32,7 +32,9 @@ def check_labels(labels: torch.Tensor | None, num_classes: int | None, batch: in
     (batch,), or outside [0, num_classes).
 
     The range check reads one boolean back from the device: an index outside an embedding
-    would otherwise end a CUDA run with a device-side assert far from its cause.
+    would otherwise end a CUDA run with a device-side assert far from its cause. Inside
+    torch.compile (model.compile) it is left out, as it would split the graph at every call;
+    the other checks depend only on shapes and stay.
     """
     if num_classes is None:
         if labels is not None:
@@ -48,6 +50,8 @@ def check_labels(labels: torch.Tensor | None, num_classes: int | None, batch: in
         shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
         dtype = f" {labels.dtype}" if isinstance(labels, torch.Tensor) else ""
         raise ConfigError(f"{name} needs labels of shape ({batch},) and an integer dtype, got {shape}{dtype}")
+    if torch.compiler.is_compiling():
+        return
     if bool(((labels < 0) | (labels >= num_classes)).any()):
         low, high = int(labels.min()), int(labels.max())
         raise ConfigError(
