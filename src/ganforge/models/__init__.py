@@ -7,15 +7,21 @@ from ganforge.models.compression import (
     MultiScaleDiscriminator,
     NoiseGenerator,
 )
+from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.patchgan import PatchDiscriminator
+from ganforge.models.sngan import ResNetDiscriminator, ResNetGenerator
 from ganforge.models.unet import UNetGenerator
 
 __all__ = [
     "CompressionEncoder",
     "CompressionGenerator",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
     "GenerativeCompression",
     "MultiScaleDiscriminator",
     "NoiseGenerator",
     "PatchDiscriminator",
+    "ResNetDiscriminator",
+    "ResNetGenerator",
     "UNetGenerator",
 ]

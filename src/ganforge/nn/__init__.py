@@ -1,8 +1,9 @@
-"""Layers without Lightning or Hydra: normalization, activations, initialization, and
-the float32 regions of mixed precision."""
+"""Layers without Lightning or Hydra: normalization (and its class-conditional form),
+activations, initialization, the projection head, and the float32 regions of mixed precision."""
 
 from ganforge.nn.act import ACT_KINDS, ActSpec, make_act
-from ganforge.nn.init import init_gan_weights
+from ganforge.nn.conditional import ConditionalNorm, ProjectionHead, check_labels
+from ganforge.nn.init import init_gan_weights, xavier_uniform
 from ganforge.nn.norm import NORM_KINDS, LayerNorm2d, NormSpec, PixelNorm, make_norm, spectral_sigma
 from ganforge.nn.precision import without_autocast
 from ganforge.nn.quantize import SoftToHardQuantizer
@@ -11,7 +12,11 @@ __all__ = [
     "ACT_KINDS",
     "ActSpec",
     "make_act",
+    "ConditionalNorm",
+    "ProjectionHead",
+    "check_labels",
     "init_gan_weights",
+    "xavier_uniform",
     "NORM_KINDS",
     "LayerNorm2d",
     "NormSpec",
