@@ -1,7 +1,8 @@
-"""Layers without Lightning or Hydra: normalization, activations, initialization, and
-the float32 regions of mixed precision."""
+"""Layers without Lightning or Hydra: normalization, activations, initialization,
+DiffAugment, and the float32 regions of mixed precision."""
 
 from ganforge.nn.act import ACT_KINDS, ActSpec, make_act
+from ganforge.nn.augment import DiffAugment, make_augment
 from ganforge.nn.init import init_gan_weights
 from ganforge.nn.norm import NORM_KINDS, LayerNorm2d, NormSpec, PixelNorm, make_norm, spectral_sigma
 from ganforge.nn.precision import without_autocast
@@ -11,6 +12,8 @@ __all__ = [
     "ACT_KINDS",
     "ActSpec",
     "make_act",
+    "DiffAugment",
+    "make_augment",
     "init_gan_weights",
     "NORM_KINDS",
     "LayerNorm2d",
