@@ -174,3 +174,17 @@ def test_mistakes_end_in_one_line_and_exit_2(sweep, tmp_path, capsys, arguments,
     err = capsys.readouterr().err
     assert err.startswith("error: ") and words in err and len(err.strip().splitlines()) == 1, err
     assert not (sweep / "report.csv").exists()
+
+
+def test_the_kurach_reference_file_reads_and_names_its_source():
+    from ganforge.cli import CONFIG_DIR
+    from ganforge.cli.report import read_reference
+
+    reference = read_reference(CONFIG_DIR.parent / "docs" / "reference" / "kurach2019.csv")
+    assert reference.keys == ["gan_loss", "model.discriminator.norm", "penalty", "penalty.weight", "model.n_critic"]
+    assert reference.info[:2] == ["paper.dataset", "paper.architecture"]
+    assert len(reference.rows) == 36 and all(row["source"].startswith("google/compare_gan@908fee2") for row in reference.rows)
+    assert any("arXiv:1807.04720" in line for line in reference.comments)
+    assert any(line.startswith("WHAT IS MISSING") for line in reference.comments)
+    # The published best SNDCGAN on CIFAR-10 with spectral norm and no penalty ("line 7").
+    assert reference.rows[6]["value"] == "25.27" and reference.rows[6]["model.discriminator.norm"] == "spectral"
