@@ -39,6 +39,15 @@ def test_hinge_by_hand():
     assert loss.generator(FAKE).item() == pytest.approx(-FAKE.mean().item(), rel=1e-6)
 
 
+def test_wgan_is_the_wasserstein_loss_without_a_penalty():
+    loss = make_gan_loss("wgan")
+    assert loss.gradient_penalty_weight == 0.0
+    assert loss.discriminator(REAL, FAKE).item() == pytest.approx(FAKE.mean().item() - REAL.mean().item(), rel=1e-6)
+    assert loss.generator(FAKE).item() == pytest.approx(-FAKE.mean().item(), rel=1e-6)
+    with pytest.raises(ConfigError, match="gan_loss=wgan takes no option"):
+        make_gan_loss("wgan", gradient_penalty_weight=10.0)
+
+
 def test_wasserstein_by_hand_and_penalty_weight():
     loss = make_gan_loss("wgan_gp")
     assert loss.gradient_penalty_weight == 10.0

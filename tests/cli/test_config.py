@@ -30,13 +30,38 @@ def test_default_is_the_cpu_pix2pix_colorization_demo():
     assert set(cfg.logger) == {"wandb", "csv"} and cfg.logger.wandb.offline is True
 
 
-@pytest.mark.parametrize("group", ["norm", "act", "gan_loss", "data", "logger", "trainer", "model"])
+@pytest.mark.parametrize("group", ["norm", "act", "penalty", "gan_loss", "augment", "data", "logger", "trainer", "model"])
 def test_every_option_of_every_group_composes_and_resolves(group):
     found = options(group)
     assert found
     for option in found:
         cfg = composed(f"{group}={option}")
         OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_wgan_gp_is_the_wasserstein_loss_with_the_gp_penalty_and_the_command_line_wins():
+    cfg = composed("gan_loss=wgan_gp")
+    assert cfg.gan_loss.kind == "wgan" and (cfg.penalty.kind, cfg.penalty.weight) == ("gp", 10.0)
+    assert composed("gan_loss=wgan_gp", "penalty=r1").penalty.kind == "r1"
+    assert composed("gan_loss=wgan_gp", "penalty.weight=1").penalty.weight == 1
+    assert composed("penalty=r1", "gan_loss=wgan_gp").penalty.kind == "r1"  # in either order
+    assert (composed().penalty.kind, composed("gan_loss=wgan").penalty.kind, composed().augment.kind) == (
+        "none", "none", "none")
+    augment = composed("augment=diffaugment", "augment.policy=[color,cutout]").augment
+    assert list(augment.policy) == ["color", "cutout"] and augment.translation_ratio == 0.125
+
+
+def test_every_penalty_and_augment_option_builds():
+    from ganforge.nn.augment import make_augment
+    from ganforge.penalties import make_penalty
+
+    for option in options("penalty"):
+        penalty = make_penalty(**OmegaConf.to_container(composed(f"penalty={option}").penalty))
+        assert penalty.kind == option
+    assert make_penalty(**OmegaConf.to_container(composed("penalty=dragan").penalty)).clip == (-1.0, 1.0)
+    for option in options("augment"):
+        augment = make_augment(**OmegaConf.to_container(composed(f"augment={option}").augment))
+        assert augment.enabled == (option != "none")
 
 
 def test_one_norm_switch_reaches_every_network():
