@@ -17,8 +17,10 @@ import torch
 from torch import nn
 
 from ganforge.checks import check_bool, check_int, check_number
-from ganforge.compat import attached_trainer
-from ganforge.losses import GANLoss, gradient_penalty, make_gan_loss
+from ganforge.compat import attached_trainer, batches_that_stepped
+from ganforge.losses import GANLoss, make_gan_loss
+from ganforge.nn.augment import make_augment
+from ganforge.penalties import penalty_for
 from ganforge.tasks import speed
 from ganforge.tasks.cadence import TrainLogCadence
 from ganforge.tasks.clipping import clip_gradients
@@ -42,7 +44,12 @@ class GANTask(L.LightningModule):
     (real, fake.detach()); every `n_critic`-th batch G takes one step on D(fake) plus its
     extra losses. `trainer.max_steps` therefore counts optimizer steps, D's and G's.
 
-    gan_loss: {kind: vanilla|lsgan|hinge|wgan_gp, ...options}.
+    gan_loss: {kind: vanilla|lsgan|hinge|wgan, ...options}.
+    penalty: D's regularizer, with any gan_loss: {kind: none|gp|dragan|r1, weight,
+        every_n_steps} (ganforge.penalties); the legacy gan_loss wgan_gp implies gp.
+    augment: {kind: none|diffaugment, policy, ...}: DiffAugment (ganforge.nn.augment) of
+        everything D sees in training, real and fake alike (the condition too, where D
+        sees one beside the image: the same transform for both).
     optim, lr_decay, grad_clip: `OptimOptions`, `LrDecay`, `GradClip` (ganforge.tasks.options)
         or mappings of their fields.
     n_critic: D steps per G step.
@@ -81,6 +88,8 @@ class GANTask(L.LightningModule):
     def __init__(
         self,
         gan_loss: Mapping[str, Any] | None = None,
+        penalty: Mapping[str, Any] | None = None,
+        augment: Mapping[str, Any] | None = None,
         optim: OptimOptions | Mapping[str, Any] | None = None,
         lr_decay: LrDecay | Mapping[str, Any] | None = None,
         grad_clip: GradClip | Mapping[str, Any] | None = None,
@@ -93,6 +102,8 @@ class GANTask(L.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.gan_loss: GANLoss = make_gan_loss(**dict(gan_loss or {"kind": "vanilla"}))
+        self.penalty = penalty_for(self.gan_loss, penalty)
+        self.augment = make_augment(**dict(augment or {"kind": "none"}))
         self.optim = from_config(OptimOptions, optim, "model.optim")
         self.channels_last = check_bool("model.channels_last", channels_last)
         self.compile_networks = check_bool("model.compile", compile)
@@ -226,7 +237,7 @@ class GANTask(L.LightningModule):
             speed.to_channels_last(networks)
         if self.compile_networks and not self._compiled and self.trainer.state.fn == "fit":
             # After `setup` made the EMA: a deep copy of a compiled module would call the original.
-            penalized = self.discriminator if self.gan_loss.gradient_penalty_weight > 0 else None
+            penalized = self.discriminator if self.penalty.enabled else None
             speed.compile_networks(networks, self.compile_backend, skip=penalized,
                                    reason="because torch.compile cannot differentiate the gradient penalty twice")
             self._compiled = True
@@ -281,6 +292,8 @@ class GANTask(L.LightningModule):
         example = self.prepare(batch)
         train_generator = (batch_idx + 1) % self.n_critic == 0
         generator, discriminator = self.trained("generator"), self.trained("discriminator")
+        if self.augment.enabled:
+            discriminator = _Augmented(discriminator, self.augment)
         with torch.set_grad_enabled(train_generator):
             fake = self.generate(example, generator)
 
@@ -289,13 +302,13 @@ class GANTask(L.LightningModule):
         d_fake = self.discriminate(example, fake.detach(), discriminator)
         loss_d = self.gan_loss.discriminator(self.adversarial_logits(d_real), self.adversarial_logits(d_fake))
         logs = {"train/loss_d_adv": loss_d.detach()}
-        if self.gan_loss.gradient_penalty_weight > 0:
-            penalty = gradient_penalty(
-                lambda x: self.adversarial_logits(self.discriminate(example, x, discriminator)), example.real, fake,
-                scaler=self.loss_scaler,
-            )
-            logs["train/loss_d_gp"] = penalty.detach()
-            loss_d = loss_d + self.gan_loss.gradient_penalty_weight * penalty
+        trainer = attached_trainer(self)
+        penalty = self.penalty(lambda x: self.adversarial_logits(self.discriminate(example, x, discriminator)),
+                               example.real, fake, step=batches_that_stepped(trainer) if trainer is not None else 0,
+                               scaler=self.loss_scaler)
+        if penalty is not None:  # logged unweighted, as the penalty's formula gives it
+            logs[f"train/loss_d_{self.penalty.kind}"] = penalty.detach() / (self.penalty.weight * self.penalty.every_n_steps)
+            loss_d = loss_d + penalty
         if not self._finite_or_skip("loss_d", loss_d):
             self.untoggle_optimizer(opt_d)
             return  # G would learn from a broken D: skip the whole batch
@@ -403,3 +416,15 @@ class GANTask(L.LightningModule):
         rows["output"] = self.to_rgb(example, fake)
         rows["target"] = self.to_rgb(example, example.real)
         return {name: row[..., :height, :width] for name, row in rows.items()}
+
+
+class _Augmented:
+    """D as training calls it with DiffAugment: the augmentation of D's input (the first
+    argument), then `discriminator` (the network or its distributed wrapper)."""
+
+    def __init__(self, discriminator: nn.Module, augment: nn.Module) -> None:
+        self.discriminator, self.augment = discriminator, augment
+
+    def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return self.discriminator(self.augment(x), *args, **kwargs)
+
