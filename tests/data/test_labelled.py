@@ -223,6 +223,10 @@ def test_class_folder_mistakes_are_named_in_one_line(tmp_path: Path):
         ClassFolderDataModule, root=str(tmp_path / "one"), reference_size=5, batch_size=1)
     assert "reference_root" in _setup_error(ClassFolderDataModule, root=str(tmp_path / "one"), batch_size=1,
                                             reference_root=str(tmp_path / "nope"))
+    for split in ("train", "test"):
+        write_image(tmp_path / "cifar" / split / "cat" / "a.png")
+    assert (f"has the class folders test, train, which name splits, not classes: point data.root at one split, e.g. "
+            f"data.root={tmp_path / 'cifar' / 'train'}") in _setup_error(ClassFolderDataModule, root=str(tmp_path / "cifar"))
     assert "data.cache_mb must be a number >= 0" in _setup_error(ClassFolderDataModule, cache_mb=-1)
 
 
@@ -232,7 +236,7 @@ def test_class_folder_mistakes_are_named_in_one_line(tmp_path: Path):
     ({"image_size": "32"}, "data.image_size must be a positive multiple of 8"),
     ({"channels": 2}, "data.channels must be 1 (grey) or 3 (RGB), got 2"),
     ({"channels": True}, "data.channels must be 1 (grey) or 3 (RGB)"),
-    ({"reference_size": 2000}, "data.reference_size=2000 is larger than the 1797 images of the training images"),
+    ({"reference_size": 2000}, "data.reference_size=2000 is larger than the 1797 images of the training set"),
     ({"reference_size": 0}, "data.reference_size must be an integer >= 1"),
     ({"flip": "yes"}, "data.flip must be true or false"),
     ({"batch_size": 2000}, "data.batch_size=2000 is larger than the 1797 training samples"),

@@ -71,7 +71,7 @@ class LabelledDataModule(CropDataModule):
 
     def reference_source(self) -> str:
         """How a message names the reference images."""
-        return "the training images"
+        return "the training set"
 
     def build(self) -> tuple[Dataset, Dataset]:
         train, reference = self.images()

@@ -67,6 +67,10 @@ class DigitImages(LabelledImages):
         return self.pixels[index].repeat(self.channels, 1, 1)
 
 
+# Folder names that mean a dataset's split: a root holding only these is one level too high.
+SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
+
+
 def scan_class_folder(key: str, root: Path) -> tuple[list[str], list[Path], np.ndarray]:
     """(class names, image files, their labels) of the ImageFolder layout: one subfolder
     per class, names sorted -> labels 0..K-1, images searched recursively in each. Folders
@@ -83,6 +87,11 @@ def scan_class_folder(key: str, root: Path) -> tuple[list[str], list[Path], np.n
         raise DataError(
             f"{key}={root} has {len(names)} class folder{'' if len(names) == 1 else 's'}{shown}: a class folder needs "
             "at least 2 classes; for unlabelled images use data=folder"
+        )
+    if set(names) <= SPLIT_NAMES:
+        raise DataError(
+            f"{key}={root} has the class folders {', '.join(names)}, which name splits, not classes: point {key} at "
+            f"one split, e.g. {key}={root / names[-1]}"
         )
     files, labels = [], []
     for label, name in enumerate(names):
