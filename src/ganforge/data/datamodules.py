@@ -32,6 +32,9 @@ class CropDataModule(L.LightningDataModule):
     """
 
     kind = "images"
+    # Whether each training epoch visits the keys in an order shuffled from (seed, epoch):
+    # where an index names one fixed sample (a file, a pair). Random crops are random already.
+    shuffle_train = False
 
     def __init__(self, batch_size: int = 16, val_batch_size: int | None = None, num_workers: int = 0,
                  pin_memory: bool = False, kind: str | None = None, seed: int = 0) -> None:
@@ -79,8 +82,7 @@ class CropDataModule(L.LightningDataModule):
         return ResumableDataLoader(
             self.train_set,
             batch_size=self.batch_size,
-            # random crops are already random; pairs are files in a fixed order
-            sampler=EpochSampler(len(self.train_set), self.seed, shuffle=self.kind == "pairs", replicas=replicas, rank=rank),
+            sampler=EpochSampler(len(self.train_set), self.seed, shuffle=self.shuffle_train, replicas=replicas, rank=rank),
             drop_last=True,  # a last batch of one would break batch norm
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -265,6 +267,7 @@ class PairedDataModule(CropDataModule):
     left half and B on the right (e.g. facades, maps, edges2shoes)."""
 
     kind = "pairs"
+    shuffle_train = True  # the pairs are files in a fixed order
 
     def __init__(
         self,

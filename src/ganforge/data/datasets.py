@@ -32,7 +32,7 @@ def _random_for(seed: int, key: SampleKey) -> np.random.Generator:
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float32 (3, H, W) in [0, 1]."""
+    """uint8 (H, W, C) -> float32 (C, H, W) in [0, 1]."""
     return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
 
 
