@@ -90,6 +90,19 @@ class LabelledDataModule(CropDataModule):
         self.setup()
         return list(self._class_names)
 
+    def labelled_training_images(self, limit: int | None = 10000) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """(images (N, C, S, S) float in [0, 1], labels (N,) int64) of the training set: at
+        most `limit`, a fixed subset (`reference_positions` with seed 0) when there are more.
+        What the offline feature classifier of the generation metrics trains on."""
+        import torch
+
+        self.setup()
+        train = self.train_set.images
+        positions = reference_positions(len(train), None if limit is None or limit >= len(train) else limit, 0)
+        images = torch.stack([train.image(int(i)) for i in positions])
+        labels = torch.as_tensor(train.labels[positions], dtype=torch.long)
+        return images, labels
+
     @property
     def num_classes(self) -> int:
         """K: the labels are 0..K-1 (a conditional model checks its num_classes against it)."""
