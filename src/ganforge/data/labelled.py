@@ -12,6 +12,7 @@ what the data is (unconditional models ignore "label").
 
 from __future__ import annotations
 
+import torch
 from torch.utils.data import Dataset
 
 from ganforge.checks import check_bool, check_int, check_number
@@ -90,12 +91,10 @@ class LabelledDataModule(CropDataModule):
         self.setup()
         return list(self._class_names)
 
-    def labelled_training_images(self, limit: int | None = 10000) -> tuple["torch.Tensor", "torch.Tensor"]:
+    def labelled_training_images(self, limit: int | None = 10000) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (N, C, S, S) float in [0, 1], labels (N,) int64) of the training set: at
         most `limit`, a fixed subset (`reference_positions` with seed 0) when there are more.
         What the offline feature classifier of the generation metrics trains on."""
-        import torch
-
         self.setup()
         train = self.train_set.images
         positions = reference_positions(len(train), None if limit is None or limit >= len(train) else limit, 0)
