@@ -68,19 +68,17 @@ class GenerationMetrics(L.Callback):
 
     def _choose(self, trainer: L.Trainer) -> None:
         from ganforge.metrics import GenerationMetrics as Scores
-        from ganforge.metrics import choose_feature_extractor
+        from ganforge.metrics import choose_feature_space
 
-        datamodule = trainer.datamodule
-        labelled = getattr(datamodule, "labelled_training_images", None)
-        choice = choose_feature_extractor(self.features, inception_weights=self.inception_weights,
-                                          labelled_images=labelled, cache_dir=self.cache_dir)
-        if choice is None:
+        space = choose_feature_space(self.inception_weights, labelled_data=_labelled_rgb(trainer.datamodule),
+                                     cache_dir=self.cache_dir, features=self.features)
+        if space is None:
             raise ConfigError("callbacks.generation_metrics: no feature space for the generation metrics (no Inception "
                               "weights and no labelled training data for the classifier): pass "
                               "callbacks.generation_metrics.inception_weights=FILE or use labelled data")
-        extractor, name, self.description = choice
-        self.prefix = CLASSIFIER_PREFIX if name == "classifier" else ""
-        self.metrics = Scores(extractor, kid_subset_size=self.kid_subset_size, kid_subsets=self.kid_subsets,
+        self.prefix = CLASSIFIER_PREFIX if space.name == "classifier" else ""
+        self.description = space.description
+        self.metrics = Scores(space.extractor, kid_subset_size=self.kid_subset_size, kid_subsets=self.kid_subsets,
                               neighbours=self.precision_recall_k)
         log.info("generation metrics: %s", self.description)
         if trainer.is_global_zero:
@@ -133,3 +131,18 @@ def _in_space(metric: str, prefix: str) -> str:
         return metric
     head, name = metric.rsplit("/", 1)
     return metric if name.startswith(prefix) else f"{head}/{prefix}{name}"
+
+
+def _labelled_rgb(datamodule: Any):
+    """A function giving the data's labelled training images as RGB (what the metrics see),
+    or None when the data has no labels."""
+    images_of = getattr(datamodule, "labelled_training_images", None)
+    if images_of is None:
+        return None
+
+    def labelled():
+        images, labels = images_of()
+        return (images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images), labels
+
+    return labelled
+
