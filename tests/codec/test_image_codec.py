@@ -38,6 +38,12 @@ def test_any_size_round_trips_and_decoding_twice_is_identical(codec, photo):
     assert np.array_equal(first, second)
 
 
+def test_both_coders_carry_the_same_symbols_and_files_of_either_decode(codec, photo):
+    new, old = codec.compress(photo), codec.compress(photo, coder=1)
+    assert unpack(new)[0].coder == 2 and unpack(old)[0].coder == 1
+    assert np.array_equal(codec.decompress(new), codec.decompress(old))
+
+
 def test_the_file_is_no_larger_than_the_bound_plus_the_header(codec, photo):
     data = codec.compress(photo)
     header_bytes = len(data) - 4 * unpack(data)[1].size

@@ -40,17 +40,19 @@ class ImageCodec:
         self.bpp_bound = self.model.bpp_bound
 
     @torch.no_grad()
-    def compress(self, image: np.ndarray, seed: int = 0) -> bytes:
+    def compress(self, image: np.ndarray, seed: int = 0, coder: int = CODER_ID) -> bytes:
+        """uint8 RGB (H, W, 3) -> the bytes of a .gfc file; coder: see ganforge.codec.entropy
+        (1 writes files that ganforge before coder 2 can read)."""
         height, width = image.shape[:2]
         x = to_tensor(image).unsqueeze(0) * 2 - 1
         padded, _ = pad_to_multiple({"image": x}, DOWNSAMPLING)
         symbols = self.model.quantizer.indices(self.model.encode(padded["image"]))[0].numpy()
         header = Header(
             height=height, width=width, channels=symbols.shape[0], centers=tuple(self.centers.tolist()),
-            fingerprint=self.fingerprint, coder=CODER_ID, noise=self.model.noise is not None, seed=seed,
+            fingerprint=self.fingerprint, coder=coder, noise=self.model.noise is not None, seed=seed,
             checkpoint=self.checkpoint,
         )
-        return pack(header, encode_symbols(symbols, self.probabilities))
+        return pack(header, encode_symbols(symbols, self.probabilities, coder))
 
     @torch.no_grad()
     def decompress(self, data: bytes, name: str = "the file") -> np.ndarray:
@@ -61,7 +63,7 @@ class ImageCodec:
                 f"made with (--ckpt{' ' + header.checkpoint if header.checkpoint else ''})"
             )
         # decode_symbols keeps every symbol in [0, L), even from a payload the CRC let through.
-        symbols = decode_symbols(words, self.probabilities, header.latent_shape)
+        symbols = decode_symbols(words, self.probabilities, header.latent_shape, header.coder)
         w_bar = self.centers[torch.from_numpy(symbols).long()].unsqueeze(0)
         generator = torch.Generator().manual_seed(header.seed) if header.noise else None
         x_hat = self.model.decode(w_bar, generator)[0, :, : header.height, : header.width]
