@@ -40,6 +40,7 @@ __all__ = [
     "PRIOR_SYMBOLS",
     "adaptive_scan",
     "adaptive_stream",
+    "default_coder",
     "decode_symbols",
     "encode_symbols",
     "probabilities_from_counts",
@@ -53,8 +54,15 @@ CODERS = {
     CODER_ABOVE: "static, given the channel and the symbol above",
     CODER_ADAPTIVE: "adaptive, given the channel, the symbol above and the symbol to the left",
 }
+MAX_ADAPTIVE_COUNTS = 1 << 24  # entries of coder 2's count table, C (L + 1)^2 L: 128 MiB of float64
 INCREMENT = 16  # a coded symbol adds this much to its context's count
 PRIOR_SYMBOLS = 5  # the training distribution of a context weighs as much as this many coded symbols
+
+
+def default_coder(channels: int, levels: int) -> int:
+    """The coder new files get: coder 2, unless its count table would pass
+    MAX_ADAPTIVE_COUNTS entries (quantizers with dozens of centers), then coder 1."""
+    return CODER_ADAPTIVE if channels * (levels + 1) ** 2 * levels <= MAX_ADAPTIVE_COUNTS else CODER_ABOVE
 
 
 def probabilities_from_counts(counts: np.ndarray) -> np.ndarray:
