@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from ganforge.cli.compress import load_compression_task
 from ganforge.codec import CodecError, unpack
-from ganforge.codec.entropy import decode_symbols
+from ganforge.codec.entropy import decode_symbols, default_coder
 from ganforge.codec.image import ImageCodec
 from ganforge.data import sample_photo
 
@@ -36,6 +36,28 @@ def test_any_size_round_trips_and_decoding_twice_is_identical(codec, photo):
     first, second = codec.decompress(data), codec.decompress(data)
     assert first.shape == photo.shape and first.dtype == np.uint8
     assert np.array_equal(first, second)
+
+
+def test_both_coders_carry_the_same_symbols_and_files_of_either_decode(codec, photo):
+    new, old = codec.compress(photo), codec.compress(photo, coder=1)
+    assert unpack(new)[0].coder == 2 and unpack(old)[0].coder == 1
+    assert np.array_equal(codec.decompress(new), codec.decompress(old))
+
+
+def test_a_header_that_disagrees_with_the_model_is_refused(codec, photo):
+    import struct
+    import zlib
+
+    data = bytearray(codec.compress(photo))
+    data[6:8] = struct.pack("<H", 5)  # C: the model has 4
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[:-4])))
+    with pytest.raises(CodecError, match="its header says 5 channels and 5 centers, its model has 4 and 5"):
+        codec.decompress(bytes(data), "x.gfc")
+
+
+def test_quantizers_with_dozens_of_centers_get_the_static_coder():
+    assert default_coder(8, 5) == default_coder(220, 7) == 2
+    assert default_coder(512, 32) == 1  # 512 * 33^2 * 32 counts: 136 M, over a gigabyte
 
 
 def test_the_file_is_no_larger_than_the_bound_plus_the_header(codec, photo):

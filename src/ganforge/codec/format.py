@@ -3,7 +3,10 @@
     offset  size    field
     0       4       magic b"GFC\\x1a"
     4       1       format version (1)
-    5       1       coder (1: constriction ANS, categorical given channel and symbol above)
+    5       1       coder, the probability model of the ANS-coded symbols (ganforge.codec.entropy):
+                    1: static, given the channel and the symbol above; rows in order
+                    2: adaptive, given the channel, the symbols above and to the left;
+                       anti-diagonals in order (what ganforge writes)
     6       2       C, latent channels (u16)
     8       1       L, quantizer centers (u8)
     9       1       flags (bit 0: the generator draws a noise map)
@@ -16,7 +19,7 @@
     ..      2       n, length of the checkpoint path (u16)
     ..      n       checkpoint path (UTF-8) the file was made with
     ..      4       k, payload length in 32-bit words (u32)
-    ..      4 k     payload: the ANS-coded symbols, row by row (every channel of a row)
+    ..      4 k     payload: the ANS-coded symbols in the coder's scan order
     ..      4       CRC-32 of every byte before it
 
 Sizes are checked against limits and against the file's length before anything is
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ganforge.codec.entropy import CODER_ID, CODERS
 from ganforge.errors import UserError
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "MAX_SIDE", "MAX_PIXELS", "CodecError", "Header", "pack", "unpack"]
@@ -54,7 +58,7 @@ class Header:
     channels: int
     centers: tuple[float, ...]
     fingerprint: bytes
-    coder: int = 1
+    coder: int = CODER_ID
     noise: bool = False
     seed: int = 0
     checkpoint: str = ""
@@ -90,8 +94,10 @@ def unpack(data: bytes, name: str = "the file") -> tuple[Header, np.ndarray]:
     _, version, coder, channels, count, flags, height, width = _FIXED.unpack_from(data, 0)
     if version != FORMAT_VERSION:
         raise CodecError(f"{name} is format version {version}; this ganforge reads version {FORMAT_VERSION}")
-    if coder != 1:
-        raise CodecError(f"{name} was coded with coder {coder}, which this ganforge does not know")
+    if coder not in CODERS:
+        known = " and ".join(map(str, sorted(CODERS)))
+        raise CodecError(f"{name} was coded with coder {coder}, which this ganforge does not know (it reads coders "
+                         f"{known}): decompress it with the ganforge version that wrote it")
     if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE and height * width <= MAX_PIXELS):
         raise CodecError(f"{name} is damaged: its header says {width}x{height} pixels")
     if not (0 < channels <= MAX_CHANNELS and 2 <= count):
