@@ -27,6 +27,17 @@ def codec() -> ImageCodec:
     return ImageCodec(load_compression_task(GOLDEN / "golden.ckpt"), checkpoint="golden.ckpt")
 
 
+def same_pixels(decoded: np.ndarray, expected: np.ndarray) -> bool:
+    """The stored pixels, up to float rounding in the generator: the symbols (checked exactly
+    elsewhere) are the file's content; the pixels come from float convolutions, and torch's
+    SSE4.1 kernels were seen to round one pixel of these images by 1 where its AVX2 and
+    AVX-512 ones agree. So: at most 1 level apart, in at most 0.5 % of the pixels."""
+    if decoded.shape != expected.shape:
+        return False
+    apart = np.abs(decoded.astype(int) - expected.astype(int))
+    return int(apart.max()) <= 1 and float(apart.any(axis=-1).mean()) <= 0.005
+
+
 def differences(decoded: np.ndarray, expected: np.ndarray) -> str:
     if decoded.shape != expected.shape:
         return f"decoded {decoded.shape}, stored {expected.shape}"
@@ -44,7 +55,7 @@ def test_golden_files_decode_to_the_stored_pixels(codec, name, suffix):
                                                                                SIZES[name])
     decoded = codec.decompress(data, name)
     expected = np.asarray(Image.open(GOLDEN / f"{name}.decoded.png").convert("RGB"))
-    assert np.array_equal(decoded, expected), differences(decoded, expected)
+    assert same_pixels(decoded, expected), differences(decoded, expected)
 
 
 @pytest.mark.parametrize("name", SIZES)
@@ -74,7 +85,7 @@ def test_decompress_with_ckpt_restores_the_golden_folder(tmp_path):
         expected = np.asarray(Image.open(GOLDEN / f"{name}.decoded.png").convert("RGB"))
         for suffix in FILES:
             decoded = np.asarray(Image.open(tmp_path / Path(name + suffix).with_suffix(".png")))
-            assert np.array_equal(decoded, expected), differences(decoded, expected)
+            assert same_pixels(decoded, expected), differences(decoded, expected)
 
 
 def test_a_checkpoint_from_before_coder_2_compresses_with_it(tmp_path):
