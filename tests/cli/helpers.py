@@ -33,13 +33,15 @@ TINY = TINY_MODEL + [
 
 
 def run_train(*overrides: str, log_dir: Path, logger: str = "csv", env: dict | None = None,
-              timeout: int = 600) -> subprocess.CompletedProcess:
-    """`python train.py` with `overrides`, writing under `log_dir`."""
+              timeout: int = 600, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`python train.py` with `overrides`, writing under `log_dir`; `unset`: environment
+    variables to remove (e.g. WANDB_SILENT, which the tests' conftest sets)."""
     flags = [o for o in overrides if o.startswith("-")]  # -m must come before the overrides
     overrides = [o for o in overrides if not o.startswith("-")]
     command = [sys.executable, str(REPO / "train.py"), *flags, f"paths.log_dir={log_dir}", f"logger={logger}", *overrides]
     environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
-    environment.pop("HYDRA_FULL_ERROR", None)
+    for name in ("HYDRA_FULL_ERROR", *unset):
+        environment.pop(name, None)
     return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
 
 

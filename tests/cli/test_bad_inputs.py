@@ -27,11 +27,91 @@ COMPRESSION_TINY = [
     "trainer.max_epochs=1", "~callbacks.model_summary",
 ]
 
+GROUP_TYPO = ("error: norm=spectal is not an option; choose one of batch, instance, layer, none, paper, pixel, spectral, "
+              "weight (did you mean spectral?)")
+
 # (command, arguments, words the message must contain). {name} is a path from `world`.
 CASES = [
-    # train.py: the config
-    ("train", ["norm=spectal"], "Could not find 'norm/spectal'"),
-    ("train", ["model.lambda_ll=1"], "Key 'lambda_ll' is not in struct"),
+    # train.py: config groups and keys (checked before Hydra runs)
+    ("train", ["norm=spectal"], GROUP_TYPO),
+    ("train", ["-m", "norm=batch,spectal"], GROUP_TYPO),
+    ("train", ["hydra/launcher=slurn"], "error: hydra/launcher=slurn is not an option; choose one of basic, joblib, "
+                                        "slurm, submitit_local, submitit_slurm (did you mean slurm?)"),
+    ("train", ["model=pix2pixx"], "error: model=pix2pixx is not an option; choose one of compression, pix2pix, "
+                                  "pix2pix_small (did you mean pix2pix?)"),
+    ("train", ["debug=fdrr"], "error: debug=fdrr is not an option; choose one of fdr, limit, overfit, profiler "
+                              "(did you mean fdr?)"),
+    ("train", ["model.lambda_ll=1"], "error: model.lambda_ll is not in the config (did you mean model.lambda_l1?)"),
+    ("train", ["model.generatr.ngf=8"], "error: model.generatr is not in the config (did you mean model.generator?)"),
+    ("train", ["~callbacks.model_sumary"],
+     "error: callbacks.model_sumary is not in the config (did you mean callbacks.model_summary?)"),
+    ("train", ["+trainer.max_epochs=3"], "error: trainer.max_epochs is in the config already: set it without the +"),
+    ("train", ["trainer.benchmark=true"], "error: trainer.benchmark is not set in the config, but Lightning's Trainer "
+                                          "takes it: add it with +trainer.benchmark=true"),
+    ("train", ["norm=["], "error: cannot parse norm=["),
+    # train.py: the trainer node, against Lightning's Trainer
+    ("train", ["trainer.max_epochs=abc"], "error: trainer.max_epochs must be an integer >= -1 or null (Lightning's "
+                                          "Trainer(max_epochs: int | None)), got 'abc'"),
+    ("train", ["trainer.max_epochs=1.5"], "error: trainer.max_epochs must be an integer >= -1"),
+    ("train", ["trainer.max_steps=-2"], "error: trainer.max_steps must be an integer >= -1"),
+    ("train", ["trainer.log_every_n_steps=-1"], "error: trainer.log_every_n_steps must be an integer >= 0"),
+    ("train", ["trainer.max_epoch=3"], "error: trainer.max_epoch is not in the config (did you mean trainer.max_epochs?)"),
+    ("train", ["+trainer.max_epoch=3"],
+     "error: trainer.max_epoch is not a parameter of Lightning's Trainer (did you mean trainer.max_epochs?)"),
+    ("train", ["trainer.precision=16-mix"], "got '16-mix' (did you mean 16-mixed?)"),
+    ("train", ["trainer.accelerator=gpux"], "error: trainer.accelerator must be one of auto, cpu, gpu"),
+    ("train", ["trainer.devices=0"], "error: trainer.devices must be an integer >= 1, -1 (every device), auto"),
+    ("train", ["trainer.limit_val_batches=1.5"], "error: trainer.limit_val_batches must be an integer >= 0 (batches) "
+                                                 "or a number in [0, 1] (a fraction)"),
+    ("train", ["trainer.limit_train_batches=-1"], "error: trainer.limit_train_batches must be an integer >= 0"),
+    ("train", ["trainer.check_val_every_n_epoch=0"], "error: trainer.check_val_every_n_epoch must be an integer >= 1"),
+    ("train", ["trainer.num_sanity_val_steps=-2"], "error: trainer.num_sanity_val_steps must be an integer >= -1"),
+    ("train", ["trainer.fast_dev_run=-1"], "error: trainer.fast_dev_run must be true, false or an integer >= 0"),
+    ("train", ["trainer.profiler=simpl"], "(did you mean simple?)"),
+    ("train", ["trainer.deterministic=sometimes"], "error: trainer.deterministic must be one of true, false, warn or null"),
+    ("train", ["+trainer.gradient_clip_val=1"], "error: trainer.gradient_clip_val must be null (Lightning cannot clip "
+                                                "in ganforge's D/G loop: use model.grad_clip.value)"),
+    ("train", ["+trainer.accumulate_grad_batches=4"], "error: trainer.accumulate_grad_batches must be 1"),
+    ("train", ["+trainer.max_time=1h"], "error: trainer.max_time must be a time DD:HH:MM:SS"),
+    ("train", ["trainer=ddp_cpu", "+trainer.strategy.separate_network=false"], "error: trainer.strategy.separate_network "
+     "is not a parameter of ganforge's GANDDPStrategy (did you mean trainer.strategy.separate_networks?)"),
+    ("train", ["trainer=ddp_cpu", "trainer.strategy.separate_networks=3"],
+     "error: trainer.strategy.separate_networks must be true or false"),
+    ("train", ["trainer.plugins=[{{_target_: ganforge.checkpoint.AtomicCheckpointI0}}]"],
+     "error: trainer.plugins[0]._target_=ganforge.checkpoint.AtomicCheckpointI0 cannot be imported: ganforge.checkpoint "
+     "has no AtomicCheckpointI0 (did you mean ganforge.checkpoint.AtomicCheckpointIO?)"),
+    # train.py: loggers
+    ("train", ["logger=default", "logger.wandb.offline=maybe"],
+     "error: logger.wandb.offline must be true or false (ganforge's WandbLogger(offline: bool)), got 'maybe'"),
+    ("train", ["logger=default", "+logger.wandb.entty=me"],
+     "error: logger.wandb.entty is not a parameter of ganforge's WandbLogger (did you mean logger.wandb.entity?)"),
+    ("train", ["logger=default", "logger.wandb.settings.quiet=maybe"],
+     "error: logger.wandb.settings.quiet must be true or false"),
+    ("train", ["logger.csv.name=3"], "error: logger.csv.name must be a string or null"),
+    ("train", ["+logger.csv.flush_logs_every_n_steps=0"], "error: logger.csv.flush_logs_every_n_steps must be an integer >= 1"),
+    ("train", ["logger=tensorboard", "+logger.tensorboard.log_graph=sometimes"],
+     "error: logger.tensorboard.log_graph must be true or false"),
+    # train.py: callbacks
+    ("train", ["callbacks.model_checkpoint.mode=maximum"], "error: callbacks.model_checkpoint.mode must be one of min, "
+     "max (Lightning's ModelCheckpoint(mode: str)), got 'maximum' (did you mean max?)"),
+    ("train", ["callbacks.model_checkpoint.save_top_k=-2"],
+     "error: callbacks.model_checkpoint.save_top_k must be an integer >= -1"),
+    ("train", ["+callbacks.model_checkpoint.monitr=val/l1"],
+     "error: callbacks.model_checkpoint.monitr is not a parameter of Lightning's ModelCheckpoint (did you mean "
+     "callbacks.model_checkpoint.monitor?)"),
+    ("train", ["+callbacks.model_checkpoint.every_n_epochs=-1"],
+     "error: callbacks.model_checkpoint.every_n_epochs must be an integer >= 0"),
+    ("train", ["callbacks.sample_grid.num_images=0"], "error: callbacks.sample_grid.num_images must be an integer >= 1"),
+    ("train", ["callbacks.last_checkpoint.every_n_batches=often"],
+     "error: callbacks.last_checkpoint.every_n_batches must be an integer >= 0"),
+    ("train", ["callbacks.model_summary.max_depth=deep"], "error: callbacks.model_summary.max_depth must be an integer"),
+    ("train", ["+callbacks.progress_bar.refresh_rate=-1"], "error: callbacks.progress_bar.refresh_rate must be an integer >= 0"),
+    # train.py: the data node and the model
+    ("train", ["+data.crop=64"],
+     "error: data.crop is not a parameter of ganforge's SampleDataModule (did you mean data.crop_size?)"),
+    ("train", ["data.scale=half"], "error: data.scale must be a number (ganforge's SampleDataModule(scale: float)), got 'half'"),
+    ("train", ["+model.lambda_ll=1"], "error: model.lambda_ll is not a parameter of ganforge's Pix2PixTask (did you mean "
+                                      "model.lambda_l1?)"),
     ("train", ["model.lambda_l1=abc"], "error: model.lambda_l1 must be a number >= 0, got 'abc'"),
     ("train", ["model.optim.lr_g=-0.1"], "error: model.optim.lr_g must be a number > 0"),
     ("train", ["data.batch_size=0"], "error: data.batch_size must be an integer >= 1"),
@@ -40,18 +120,27 @@ CASES = [
     ("train", ["trainer.accelerator=cpu", "trainer.devices=2"],
      "error: trainer.devices=2 x trainer.num_nodes=1 runs 2 processes"),
     ("train", ["trainer=ddp"], "error: trainer.accelerator=gpu but this torch"),
-    ("train", ["data.crop_size=48"], "error: U-Net with num_downs=6 needs image sides that are multiples of 64"),
+    # train.py: the sizes the networks take
+    ("train", ["data.crop_size=48"], "error: data.crop_size=48 does not fit the model: its UNetGenerator "
+     "(model.generator.num_downs=6: 2**6) needs image sides that are multiples of 64: use data.crop_size=64"),
+    ("train", ["model=pix2pix", "data.crop_size=64"], "error: data.crop_size=64 does not fit the model: its UNetGenerator "
+     "(model.generator.num_downs=8: 2**8) needs image sides that are multiples of 256: use data.crop_size=256"),
     ("train", [*COMPRESSION_TINY, "quantizer.centers=[0,0,1]"], "error: quantizer.centers has duplicates [0.0]"),
     ("train", [*COMPRESSION_TINY, "quantizer.centers=[1]"], "error: quantizer.centers needs at least 2 centers"),
     ("train", [*COMPRESSION_TINY, "quantizer.temperature=0"], "error: quantizer.temperature must be a number > 0"),
-    ("train", [*COMPRESSION_TINY, "data.crop_size=56"], "error: compression needs image sides that are multiples of 16"),
+    ("train", [*COMPRESSION_TINY, "data.crop_size=56"],
+     "error: data.crop_size=56 does not fit the model: its GenerativeCompression needs image sides that are multiples of 16"),
+    ("train", ["model=compression", "data.crop_size=48"], "error: data.crop_size=48 is too small for the model: its "
+                                                          "MultiScaleDiscriminator needs image sides of at least 96"),
     # train.py: the data
     ("train", ["data.crop_size=512"], "smaller than data.crop_size=512"),
     ("train", ["data=paired"], "error: data.root is not set"),
     ("train", ["data=paired", "data.root={tmp}/no/such/folder"], "is not a folder"),
     ("train", ["data=folder", "data.root={empty}"], "holds 0 image(s)"),
-    ("train", ["data=folder", "data.root={corrupt_folder}", "data.crop_size=32"], "cannot read image"),
-    ("train", ["data=folder", "data.root={truncated_folder}", "data.crop_size=32"], "cannot read image"),
+    ("train", ["data=folder", "data.root={corrupt_folder}", "data.crop_size=32", "model.generator.num_downs=5"],
+     "cannot read image"),
+    ("train", ["data=folder", "data.root={truncated_folder}", "data.crop_size=32", "model.generator.num_downs=5"],
+     "cannot read image"),
     # train.py: checkpoints and outputs
     ("train", ["ckpt_path={tmp}/no/such.ckpt"], "error: ckpt_path={tmp}/no/such.ckpt does not exist"),
     ("train", ["ckpt_path={truncated_ckpt}"], "cannot read checkpoint"),
@@ -60,12 +149,23 @@ CASES = [
     ("train", ["ckpt_path={empty}"], "is a folder without checkpoints/last.ckpt"),
     ("train", ["paths.log_dir={a_file}/runs"], "cannot write to paths.log_dir"),
     # eval.py
+    ("eval", ["ckpt_path={pix2pix}", "data=sampel"], "error: data=sampel is not an option; choose one of folder, "
+                                                     "paired, sample (did you mean sample?)"),
+    ("eval", ["ckpt_path={pix2pix}", "metrics.fid.weight=x"],
+     "error: metrics.fid.weight is not in the config (did you mean metrics.fid.weights?)"),
+    ("eval", ["ckpt_path={pix2pix}", "trainer.precision=32-ture"], "(did you mean 32-true?)"),
+    ("eval", ["data=sample"], "error: ckpt_path is missing"),
     ("eval", ["ckpt_path={tmp}/none.ckpt", "data=sample"], "checkpoint not found"),
     ("eval", ["ckpt_path={truncated_ckpt}", "data=sample"], "cannot read checkpoint"),
     ("eval", ["ckpt_path={pix2pix}"], "no config.yaml beside"),
     ("eval", ["ckpt_path={pix2pix}", "data=sample", "metrics.fid.weights={a_file}"], "Inception weights"),
     ("eval", ["ckpt_path={pix2pix}", "data=sample", "data.batch_size=-1"], "data.batch_size must be an integer >= 1"),
     # predict.py
+    ("predict", ["ckpt_path={pix2pix}", "input={photo}", "output={tmp}/out", "hydra/job_logging=disabeld"],
+     "error: hydra/job_logging=disabeld is not an option; choose one of default, disabled, none, stdout (did you mean "
+     "disabled?)"),
+    ("predict", ["ckpt_path={pix2pix}", "input={photo}", "output={tmp}/out", "predict.devise=cpu"],
+     "error: predict.devise is not in the config (did you mean predict.device?)"),
     ("predict", ["ckpt_path={pix2pix}", "input={empty}", "output={tmp}/out"], "no images"),
     ("predict", ["ckpt_path={pix2pix}", "input={corrupt_folder}/sub/broken.jpg", "output={tmp}/out"],
      "cannot read image"),
@@ -121,9 +221,13 @@ ENTRY_POINTS = {
 
 def _argv(command: str, args: list[str], world: dict[str, Path]) -> list[str]:
     args = [a.format(**world) for a in args]
+    flags = [a for a in args if a.startswith("-") and not a.startswith("--ckpt")] if command in ENTRY_POINTS else []
+    if command in ("compress", "decompress"):
+        flags = []
+    args = [a for a in args if a not in flags]
     if command in ("train", "eval") and not any(a.startswith("paths.log_dir") for a in args):
         args = [f"paths.log_dir={world['tmp']}/logs", *args]
-    return [*(["logger=csv"] if command == "train" else []), *args]
+    return [*flags, *(["logger=csv"] if command == "train" else []), *args]
 
 
 def _run(command: str, args: list[str], world: dict[str, Path], capsys, monkeypatch) -> tuple[int, str, str]:
@@ -164,9 +268,14 @@ def test_a_mistake_ends_in_a_short_message_and_damages_nothing(command, args, wo
     ours = [line for line in message.splitlines() if line.startswith("error: ")]
     if ours:  # ganforge's own: one line naming the problem and the fix
         assert len(ours) == 1 and words.format(**world) in ours[0], message[-2000:]
-    else:  # Hydra's, for a typo in a group or key: the problem first, then the options
+    else:  # Hydra's, for a mistake Hydra finds itself: the problem first
         lines = message.splitlines()
         assert words in "\n".join(lines[:3]) and len(lines) <= 20, message[-2000:]
+    found_early = (command == "train" and "cannot read image" not in words) or "not an option" in words or \
+        "not in the config" in words  # (a truncated image is found when training first reads it)
+    if found_early:  # before anything ran: the line is all there is, and Hydra made no run folder
+        assert message == ours[0] and not out.strip(), message[-2000:] + out[-2000:]
+        assert not list(world["tmp"].glob("logs/**/.hydra")), "a run folder was made"
     for path, digest in before.items():
         assert path.is_file() and _digest(path) == digest, f"{path} was changed"
 
@@ -174,9 +283,18 @@ def test_a_mistake_ends_in_a_short_message_and_damages_nothing(command, args, wo
 def test_the_table_covers_every_command_and_enough_mistakes():
     assert len(CASES) >= 20
     assert {command for command, _, _ in CASES} >= {"train", "eval", "predict", "compress"}
+    nodes = [a[-1].lstrip("+~").split(".")[0] for c, a, w in CASES if c == "train" and "must be" in w or "parameter of" in w]
+    assert sum(node in ("trainer", "logger", "callbacks") for node in nodes) >= 15
+    typos = {c for c, a, w in CASES if "is not an option" in w}
+    assert typos >= {"train", "eval", "predict"}
 
 
-@pytest.mark.parametrize("command, args, words", [CASES[0], CASES[3], CASES[-4]], ids=["hydra", "ours", "compress"])
+def _case(words: str) -> tuple:
+    return next(case for case in CASES if words in case[2])
+
+
+@pytest.mark.parametrize("command, args, words", [CASES[0], _case("trainer.max_epochs must be an integer >= -1 or null"),
+                                                  _case("is a pix2pix checkpoint")], ids=["group", "schema", "compress"])
 def test_the_real_command_line_reports_the_same(command, args, words, world):
     """A few cases through a real process: the exit status and stderr a shell sees."""
     module_name, function, program = ENTRY_POINTS[command]

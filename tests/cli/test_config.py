@@ -1,6 +1,8 @@
 """The real config, composed with Hydra as train.py composes it."""
 
 
+import types
+
 import hydra
 import pytest
 import torch
@@ -8,15 +10,20 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from ganforge.cli import CONFIG_DIR
+from ganforge.cli.prepare import check_image_sizes
+from ganforge.cli.schema import check_config
+from ganforge.data import SampleDataModule
+from ganforge.errors import ConfigError
 
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
 
-def composed(*overrides: str):
+def composed(*overrides: str, config: str = "train"):
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=["paths.output_dir=/tmp/unused", *overrides])
+        paths = ["paths.output_dir=/tmp/unused"] if config != "predict" else []
+        return compose(config_name=config, overrides=[*paths, *overrides])
 
 
 def test_default_is_the_cpu_pix2pix_colorization_demo():
@@ -30,7 +37,8 @@ def test_default_is_the_cpu_pix2pix_colorization_demo():
     assert set(cfg.logger) == {"wandb", "csv"} and cfg.logger.wandb.offline is True
 
 
-@pytest.mark.parametrize("group", ["norm", "act", "penalty", "gan_loss", "augment", "data", "logger", "trainer", "model"])
+@pytest.mark.parametrize("group", ["norm", "act", "penalty", "gan_loss", "augment", "data", "logger", "trainer", "model",
+                                   "debug"])
 def test_every_option_of_every_group_composes_and_resolves(group):
     found = options(group)
     assert found
@@ -82,3 +90,60 @@ def test_the_data_kind_sets_the_channels():
 def test_paper_size_model_is_the_reference_unet_256():
     task = hydra.utils.instantiate(composed("model=pix2pix", "data=paired", "data.root=/x").model, _convert_="all")
     assert sum(p.numel() for p in task.generator.parameters()) == 54_413_955
+
+
+@pytest.mark.parametrize("group", ["data", "logger", "trainer", "callbacks", "debug", "model"])
+def test_every_option_of_every_group_passes_the_schema(group):
+    """Each shipped option fits the signatures of what it builds (Lightning's Trainer, the
+    loggers, callbacks, DataModules; the model's keys)."""
+    for option in options(group):
+        root = ["data.root=/x"] if group == "data" and option != "sample" else []
+        check_config(composed(f"{group}={option}", *root))
+
+
+@pytest.mark.parametrize("config", ["eval", "predict"])
+def test_the_other_commands_configs_pass_the_schema(config):
+    check_config(composed(*(["data=sample"] if config == "eval" else []), config=config))
+
+
+def _build_on_meta(cfg):
+    """The task `cfg` describes, built on the meta device (shapes without memory or
+    initialization: paper-size networks in a fraction of a second), and one training
+    crop's forward pass through G and D."""
+    with torch.device("meta"):
+        task = hydra.utils.instantiate(cfg.model, _convert_="all")
+    crop = cfg.data.crop_size
+    height, width = (crop, crop) if isinstance(crop, int) else crop
+    with torch.no_grad():
+        task.eval()
+        example = task.prepare(task.batch_from_images(torch.zeros(1, 3, height, width, device="meta")))
+        fake = task.generate(example, task.generator)
+        task.discriminate(example, fake, task.discriminator)
+    return task, fake
+
+
+@pytest.mark.parametrize("preset", options("experiment"))
+def test_every_experiment_preset_composes_passes_the_schema_and_builds_its_networks(preset):
+    cfg = composed(f"experiment={preset}", "data.root=/x")
+    check_config(cfg)
+    task, fake = _build_on_meta(cfg)
+    check_image_sizes(task, types.SimpleNamespace(crop_size=cfg.data.crop_size))
+    crop = cfg.data.crop_size
+    assert tuple(fake.shape[-2:]) == ((crop, crop) if isinstance(crop, int) else tuple(crop))
+    assert sum(p.numel() for p in task.generator.parameters()) > 10_000_000  # the paper's widths
+
+
+def test_the_paper_pix2pix_brings_256_crops_at_full_size_for_the_bundled_data_only():
+    cfg = composed("model=pix2pix")
+    assert (cfg.data.crop_size, cfg.data.scale) == (256, 1.0)
+    task, _ = _build_on_meta(cfg)
+    data = SampleDataModule(**{k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k != "_target_"})
+    data.setup("fit")  # the bundled photos at full size hold 256x256 crops
+    check_image_sizes(task, data)
+    # The demo model keeps its 64 crops at half size; a user's folder and pairs keep theirs.
+    assert (composed().data.crop_size, composed().data.scale) == (64, 0.5)
+    assert composed("model=pix2pix", "data=folder", "data.root=/x").data == composed("data=folder", "data.root=/x").data
+    assert composed("model=pix2pix", "data=paired", "data.root=/x").data == composed("data=paired", "data.root=/x").data
+    assert composed("model=pix2pix", "data.crop_size=512").data.crop_size == 512  # the command line wins
+    with pytest.raises(ConfigError, match="multiples of 256: use data.crop_size=256"):
+        check_image_sizes(task, types.SimpleNamespace(crop_size=64))

@@ -88,7 +88,8 @@ def test_pix2pix_on_two_processes_trains_one_model_on_twice_the_data(tmp_path):
     assert sorted(p.name for p in (run / "samples").iterdir()) == [f"step_{s:06d}.png" for s in range(1, 5)]
     validations = [row for row in _logged_rows(run) if row.get("val/psnr")]
     assert len(validations) == 3  # before training and after each epoch, each once
-    assert result.stdout.count("run folder:") == 1
+    # the first process alone prints: the run folder (at the start and in the summary), the summary
+    assert result.stdout.count("run folder:") == 2 and result.stdout.count("val/psnr:") == 1
 
     # Each process validated half of the images; the metrics are those of all of them.
     alone = _validate_in_one_process(run)

@@ -10,8 +10,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ganforge.errors import ConfigError, UserError, user_message
 
-__all__ = ["EXIT_USER_ERROR", "check_accelerator", "check_output_root", "check_precision", "find_user_error",
-           "report_user_errors"]
+__all__ = ["EXIT_USER_ERROR", "check_accelerator", "check_output_root", "check_precision", "check_processes",
+           "find_user_error", "report_user_errors"]
 
 EXIT_USER_ERROR = 2
 
@@ -98,3 +98,41 @@ def check_precision(trainer: Mapping[str, Any]) -> None:
         where = "trainer.accelerator=cpu" if accelerator == "cpu" else "no GPU was found (trainer.accelerator=auto)"
         raise ConfigError(f"trainer.precision={precision} (float16 with loss scaling) needs a GPU, but {where}: "
                           "use trainer.precision=bf16-mixed on a CPU")
+
+
+def _device_count(devices: Any) -> int | None:
+    """How many devices trainer.devices asks for, or None when the Trainer decides (auto, -1)."""
+    if isinstance(devices, bool):
+        return None
+    if isinstance(devices, int):
+        return devices if devices > 0 else None
+    if isinstance(devices, str):
+        parts = [p for p in devices.replace(" ", "").split(",") if p]
+        if len(parts) > 1 or devices.strip().endswith(","):
+            return len(parts)
+        return int(parts[0]) if parts and parts[0].isdigit() else None
+    if isinstance(devices, Sequence):
+        return len(devices)
+    return None
+
+
+def check_processes(trainer: Mapping[str, Any]) -> None:
+    """Refuse more than one process without ganforge's GANDDPStrategy, from the config alone
+    (train.py checks the built Trainer again, for devices=auto): Lightning's own DDP cannot
+    run a GAN step's two backward passes, and its launcher would restart a multirun."""
+    from ganforge.cli.schema import locate
+
+    count, nodes = _device_count(trainer.get("devices", 1)), trainer.get("num_nodes", 1)
+    if count is None or not isinstance(nodes, int) or count * nodes <= 1:
+        return
+    strategy = trainer.get("strategy", "auto")
+    if isinstance(strategy, Mapping) and "_target_" in strategy:
+        from ganforge.distributed import GANDDPStrategy
+
+        built = locate(str(strategy["_target_"]))
+        if isinstance(built, type) and issubclass(built, GANDDPStrategy):
+            return
+        strategy = built.__name__
+    raise UserError(f"trainer.devices={trainer.get('devices')} x trainer.num_nodes={nodes} runs {count * nodes} "
+                    f"processes with trainer.strategy={strategy}, which cannot train a GAN's two networks: use "
+                    "trainer=ddp (GPUs) or trainer=ddp_cpu")

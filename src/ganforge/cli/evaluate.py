@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganforge.cli import CONFIG_DIR
 from ganforge.cli.errors import check_output_root, report_user_errors
+from ganforge.cli.precheck import check_command_line
 from ganforge.errors import ConfigError, UserError
 
 __all__ = ["evaluate", "main", "run_data_config"]
@@ -108,9 +109,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
 
     from ganforge.checkpoint import load_task
-    from ganforge.cli.train import _quiet_lightning
+    from ganforge.cli.quiet import quiet_console
+    from ganforge.cli.schema import check_config
 
-    _quiet_lightning()
+    quiet_console()
+    check_config(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     ckpt_path = Path(str(cfg.ckpt_path))
     task = load_task(ckpt_path)
@@ -151,15 +154,22 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def _check_arguments(cfg: DictConfig, overrides: list[str] | None = None) -> None:
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise UserError("ckpt_path is missing: python eval.py ckpt_path=<run>/checkpoints/best.ckpt")
+    if not Path(str(cfg.ckpt_path)).exists():  # the other problems of the file: load_task
+        raise UserError(f"checkpoint not found: {cfg.ckpt_path}")
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     with report_user_errors():
-        if OmegaConf.is_missing(cfg, "ckpt_path"):
-            raise UserError("ckpt_path is missing: python eval.py ckpt_path=<run>/checkpoints/best.ckpt")
+        _check_arguments(cfg)
         evaluate(cfg)
 
 
 def main() -> None:
+    check_command_line("eval", sys.argv[1:], _check_arguments)  # before Hydra makes the output folder
     check_output_root(sys.argv[1:])
     _hydra_main()
 

@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganforge.cli import CONFIG_DIR
 from ganforge.cli.errors import EXIT_USER_ERROR, report_user_errors
+from ganforge.cli.precheck import check_command_line
 from ganforge.errors import DataError, UserError
 
 __all__ = ["main", "predict"]
@@ -181,15 +182,19 @@ def predict(cfg: DictConfig) -> tuple[int, list[str]]:
     return written, problems
 
 
+def _check_arguments(cfg: DictConfig, overrides: list[str] | None = None) -> None:
+    for key in ("ckpt_path", "output"):
+        if OmegaConf.is_missing(cfg, key):
+            raise UserError(
+                f"{key} is missing: python predict.py ckpt_path=<run>/checkpoints/best.ckpt input=<image or folder> "
+                "output=<folder> (or predict.num_samples=N instead of input for a model that generates from noise)"
+            )
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name="predict", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     with report_user_errors():
-        for key in ("ckpt_path", "output"):
-            if OmegaConf.is_missing(cfg, key):
-                raise UserError(
-                    f"{key} is missing: python predict.py ckpt_path=<run>/checkpoints/best.ckpt input=<image or folder> "
-                    "output=<folder> (or predict.num_samples=N instead of input for a model that generates from noise)"
-                )
+        _check_arguments(cfg)
         written, problems = predict(cfg)
     mode = "train mode" if cfg.predict.train_mode else "eval mode"
     print(f"{written} image(s) written to {cfg.output} ({mode})"
@@ -199,6 +204,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    check_command_line("predict", sys.argv[1:], _check_arguments)
     _hydra_main()
 
 

@@ -62,10 +62,12 @@ def check_resumable(path: Path, task) -> None:
                         f"{different[0]}): resume with the overrides the run was trained with")
 
 
-def with_run_overrides(cfg: DictConfig) -> DictConfig:
+def with_run_overrides(cfg: DictConfig, current: list[str] | None = None) -> DictConfig:
     """When resuming a run that train.py wrote, compose the config again from that run's
     command-line overrides followed by this command's (which win), so that
-    `python train.py ckpt_path=<run>` continues the run as it was configured."""
+    `python train.py ckpt_path=<run>` continues the run as it was configured.
+
+    `current`: this command's overrides (default: those of the running Hydra job)."""
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
 
@@ -73,11 +75,11 @@ def with_run_overrides(cfg: DictConfig) -> DictConfig:
     saved = next((p for p in (ckpt.parent.parent, ckpt.parent) if (p / ".hydra" / "overrides.yaml").is_file()), None)
     if saved is None:
         return cfg
-    current = list(HydraConfig.get().overrides.task)
+    current = list(HydraConfig.get().overrides.task) if current is None else list(current)
     mine = {overrides.key(o) for o in current} | {"ckpt_path"}
     saved_overrides = overrides.without_hydra(OmegaConf.load(saved / ".hydra" / "overrides.yaml"))
     theirs = [o for o in saved_overrides if overrides.key(o) not in mine]
     if not theirs:
         return cfg
     log.info("resuming %s with its run's overrides %s", ckpt, theirs)
-    return compose(config_name="train", overrides=[*theirs, *current])
+    return compose(config_name="train", overrides=[*theirs, *current], return_hydra_config="hydra" in cfg)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from ganforge.checks import check_choice
 from ganforge.cli import CONFIG_DIR
-from ganforge.cli.errors import check_accelerator, check_output_root, check_precision, report_user_errors
-from ganforge.cli.resume import check_resumable, resolve_ckpt_path, with_run_overrides
+from ganforge.cli.errors import check_output_root, report_user_errors
+from ganforge.cli.precheck import check_command_line
+from ganforge.cli.prepare import prepare, prepare_early
+from ganforge.cli.quiet import quiet_console, quiet_csv_logger
+from ganforge.cli.resume import with_run_overrides
+from ganforge.cli.schema import check_config
 from ganforge.errors import NonFiniteLossError, UserError, user_message
 
 __all__ = ["main", "train"]
@@ -24,12 +26,10 @@ log = logging.getLogger("ganforge")
 
 
 def _quiet_lightning() -> None:
-    # On a CPU the in-memory sample data needs no workers; the hint would only confuse.
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*")
-    # Data parallel: the validation metrics are torchmetrics, which gather every process's
-    # state before computing; the values logged are already those of the whole set.
-    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
+    """Kept for the commands that import it: see ganforge.cli.quiet."""
+    from ganforge.cli.quiet import quiet_console
+
+    quiet_console()
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -44,29 +44,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     The run folder (cfg.paths.output_dir) receives config.yaml (the resolved config),
     checkpoints/, samples/, metrics.csv and the loggers' files.
     """
-    import lightning as L
     import torch
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from ganforge.distributed import end_launched_processes, launch_variables
 
-    _quiet_lightning()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    quiet_console()
+    check_config(cfg)  # a multirun's jobs, or train() called from Python, are checked here
     output_dir = Path(cfg.paths.output_dir)
 
-    # Build everything that can reject the user's input before anything is written.
-    check_accelerator(cfg.trainer)
-    check_precision(cfg.trainer)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is not None:
-        ckpt_path = str(resolve_ckpt_path(ckpt_path, Path(cfg.paths.log_dir)))
-    task = hydra.utils.instantiate(cfg.model, _convert_="all")
-    if ckpt_path is not None:
-        check_resumable(Path(ckpt_path), task)
-    guard = cfg.get("trainer_guard") or {}
-    task.on_nonfinite = check_choice("trainer_guard.on_nonfinite", guard.get("on_nonfinite", "stop"), ("stop", "skip"))
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    datamodule.setup("fit")
+    # Build everything that can reject the user's input before anything is written
+    # (train.py's main() has built it already, before Hydra made the run folder).
+    prepared = prepare(cfg)
+    task, datamodule, ckpt_path = prepared.task, prepared.datamodule, prepared.ckpt_path
     callbacks = _instantiate_all(cfg.get("callbacks"))
 
     loggers = _instantiate_all(cfg.get("logger"))
@@ -77,7 +67,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if _is_rank_zero():  # the other processes of a data parallel run share the folder
         OmegaConf.save(OmegaConf.create(resolved), output_dir / "config.yaml")
-    for logger in loggers:
+        print(f"run folder: {output_dir}", flush=True)
+    quiet_csv_logger(loggers)
+    for logger in trainer.loggers:  # under fast_dev_run, Lightning's DummyLogger: W&B does not start
         logger.log_hyperparams(resolved)
 
     try:
@@ -94,10 +86,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         kept = f"; the last good checkpoint is {last}" if last.is_file() else "; no checkpoint was written yet"
         raise NonFiniteLossError(f"{error}{kept}") from None
     finally:
-        _close_loggers()
+        wandb_folder = _close_loggers()
         end_launched_processes(trainer, launch_before)
     if trainer.is_global_zero:
-        _summarize(before, final, output_dir)
+        _summarize(before, final, output_dir, wandb_folder)
     return final
 
 
@@ -153,16 +145,23 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def _close_loggers() -> None:
-    # In a multirun the next job must start a new W&B run, not append to this one.
-    if "wandb" in sys.modules:
-        import wandb
+def _close_loggers() -> Path | None:
+    """Finish the W&B run (in a multirun the next job must start a new one, not append to
+    this one); returns the folder of an offline run, for the `wandb sync` line."""
+    if "wandb" not in sys.modules:
+        return None
+    import wandb
 
-        if wandb.run is not None:
-            wandb.finish()
+    run = wandb.run
+    if run is None:
+        return None
+    offline = bool(getattr(run.settings, "_offline", False) or run.settings.mode in ("offline", "dryrun"))
+    folder = Path(run.settings.sync_dir) if offline else None
+    wandb.finish()
+    return folder
 
 
-def _summarize(before: dict[str, float], after: dict[str, float], output_dir: Path) -> None:
+def _summarize(before: dict[str, float], after: dict[str, float], output_dir: Path, wandb_folder: Path | None = None) -> None:
     lines = []
     for key in ("val/psnr", "val/ssim", "val/ms_ssim", "val/l1"):
         if key in after:
@@ -175,6 +174,8 @@ def _summarize(before: dict[str, float], after: dict[str, float], output_dir: Pa
         )
     if "val/psnr_gray" in after:
         lines.append(f"val/psnr_gray (grey picture, for reference): {after['val/psnr_gray']:.4g}")
+    if wandb_folder is not None:
+        lines.append(f"W&B offline run: upload it with `wandb sync {wandb_folder}`")
     lines.append(f"run folder: {output_dir}")
     log.info("\n".join(lines))
     print("\n".join(lines))
@@ -201,7 +202,16 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return metrics.get(key) if key else None
 
 
+def _check_before_hydra(cfg: DictConfig, overrides: list[str]) -> None:
+    """The model and data of the run (the first of a sweep), built and checked before
+    Hydra makes the run folder; train() reuses them."""
+    if cfg.get("ckpt_path") is not None:
+        cfg = with_run_overrides(cfg, overrides)
+    prepare_early(cfg)
+
+
 def main() -> None:
+    check_command_line("train", sys.argv[1:], _check_before_hydra)
     check_output_root(sys.argv[1:])
     _hydra_main()
 
