@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganforge.checks import check_choice
 from ganforge.errors import ConfigError
@@ -87,8 +87,27 @@ def prepare(cfg: DictConfig) -> Prepared:
     early = _EARLY.pop(key, None) if key is not None else None
     if early is not None:
         _set_random_states(early.random_states)
+        _record_from_data(cfg, early.datamodule)
         return early
     return _build(cfg)
+
+
+def _from_data(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
+    """Model options that `null` leaves to the data: the number of classes (a class
+    folder's is known only once the folder is read)."""
+    if "num_classes" in cfg.model and cfg.model.num_classes is None:
+        return {"num_classes": getattr(datamodule, "num_classes", None)}
+    return {}
+
+
+def _record_from_data(cfg: DictConfig, datamodule: Any) -> None:
+    """Write what the data filled in into the config, so that config.yaml, the logged
+    hyper-parameters and a resumed run say it."""
+    filled = _from_data(cfg, datamodule)
+    if filled:
+        with open_dict(cfg):
+            for name, value in filled.items():
+                cfg.model[name] = value
 
 
 def _build(cfg: DictConfig) -> Prepared:
@@ -105,13 +124,20 @@ def _build(cfg: DictConfig) -> Prepared:
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None:
         ckpt_path = str(resolve_ckpt_path(ckpt_path, Path(cfg.paths.log_dir)))
+    datamodule = None
+    if "num_classes" in cfg.model and cfg.model.num_classes is None:
+        # The model takes its number of classes from the data: build the data first.
+        datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+        datamodule.setup("fit")
+        _record_from_data(cfg, datamodule)
     task = hydra.utils.instantiate(cfg.model, _convert_="all")
     if ckpt_path is not None:
         check_resumable(Path(ckpt_path), task)
     guard = cfg.get("trainer_guard") or {}
     task.on_nonfinite = check_choice("trainer_guard.on_nonfinite", guard.get("on_nonfinite", "stop"), ("stop", "skip"))
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    datamodule.setup("fit")
+    if datamodule is None:
+        datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+        datamodule.setup("fit")
     check_image_sizes(task, datamodule)
     return Prepared(task, datamodule, ckpt_path, _random_states())
 
@@ -126,6 +152,16 @@ def check_image_sizes(task: Any, datamodule: Any) -> None:
     for pix2pix's U-Net, 16 for compression), or smaller than the discriminator's
     `min_side` (compression's multiscale discriminator). Whole validation images are
     padded to the multiple, so only the crops need to fit."""
+    channels, wanted = getattr(datamodule, "channels", 3), getattr(task, "image_channels", 3)
+    if channels != wanted:
+        what = "grey (data.channels=1)" if channels == 1 else f"{channels}-channel"
+        fix = "set data.channels=3" if wanted == 3 else f"set data.channels={wanted}"
+        raise ConfigError(f"the data's images are {what}, but this model takes {wanted}-channel images: {fix}"
+                          + (" (or use a generation model: model=dcgan)" if wanted == 3 and channels == 1 else ""))
+    side, wanted_side = getattr(datamodule, "image_size", None), getattr(task, "image_size", None)
+    if side is not None and wanted_side is not None and side != wanted_side:
+        raise ConfigError(f"data.image_size={side} but the model makes {wanted_side}x{wanted_side} images: "
+                          f"set data.image_size={wanted_side} or model.image_size={side}")
     crop = getattr(datamodule, "crop_size", None)
     if crop is None:
         return

@@ -163,7 +163,9 @@ def _close_loggers() -> Path | None:
 
 def _summarize(before: dict[str, float], after: dict[str, float], output_dir: Path, wandb_folder: Path | None = None) -> None:
     lines = []
-    for key in ("val/psnr", "val/ssim", "val/ms_ssim", "val/l1"):
+    generation = [f"val/{space}{name}" for space in ("", "clf_")
+                  for name in ("fid", "kid_mean", "is_mean", "precision", "recall")]
+    for key in ("val/psnr", "val/ssim", "val/ms_ssim", "val/l1", *generation):
         if key in after:
             start = f"{before[key]:.4g} (untrained) -> " if key in before else ""
             lines.append(f"{key}: {start}{after[key]:.4g}")
