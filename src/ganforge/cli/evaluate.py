@@ -4,7 +4,8 @@ The task's own validation runs unchanged (L1, PSNR, SSIM, MS-SSIM when the image
 large enough; compression adds bits per pixel), so scoring a checkpoint on its training
 run's data gives the numbers that run logged. On top of that, this command adds:
 
-* FID and KID (torchmetrics) when Inception's FID weights are available locally;
+* FID, KID, the Inception Score and precision/recall (ganforge.metrics.GenerationMetrics)
+  when Inception's FID weights are available locally;
 * for compression, val/bpp_coded: the size of every validation image entropy-coded for
   real (ganforge.codec), header included.
 
@@ -51,7 +52,7 @@ def _extra_metrics(cfg: DictConfig, task) -> Any:
     import numpy as np
     import torch
 
-    from ganforge.metrics import FID_SKIPPED_MESSAGE, GenerativeMetrics, load_inception
+    from ganforge.metrics import FID_SKIPPED_MESSAGE, GenerationMetrics, load_inception
 
     fid_cfg = cfg.get("metrics", {}).get("fid", {}) or {}
     inception = load_inception(fid_cfg.get("weights"))
@@ -67,7 +68,7 @@ def _extra_metrics(cfg: DictConfig, task) -> Any:
     class ExtraMetrics(L.Callback):
         def __init__(self) -> None:
             self.generative = (
-                GenerativeMetrics(inception, kid_subset_size=int(fid_cfg.get("kid_subset_size", 100)))
+                GenerationMetrics(inception, kid_subset_size=int(fid_cfg.get("kid_subset_size", 100)))
                 if inception is not None else None
             )
             self.coded_bits = 0

@@ -1,8 +1,10 @@
-"""The FID variant of Inception-v3 as a feature extractor: images -> 2048-d pool features.
+"""The FID variant of Inception-v3 as a feature extractor: images -> 2048-d pool features
+and 1008 class logits.
 
 Inception-v3 is Szegedy et al. 2016, "Rethinking the Inception Architecture for Computer
 Vision" (CVPR). FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) are defined on the
-2048-d output of its last average pool, computed with one particular network: the
+2048-d output of its last average pool, the Inception Score (Salimans et al. 2016) on its
+class logits, computed with one particular network: the
 TensorFlow graph ``inception-2015-12-05`` that the original TTUR FID code used. Its
 PyTorch port is the weights file ``pt_inception-2015-12-05-6726825d.pth`` of pytorch-fid
 (mseitzer/pytorch-fid, ``fid_inception_v3``); torch-fidelity converts the same graph into
@@ -30,6 +32,9 @@ interpolation (no half-pixel offset). pytorch-fid itself differs from the Tensor
 original for the same kind of reason (its README reports 0.08 FID points on LSUN). The
 differences are small but not zero, so compare FID numbers only between runs of the same
 implementation, with the same number of images.
+
+The logits are torch-fidelity's ``logits_unbiased`` (what torchmetrics' InceptionScore
+uses): the 1008-way ``fc`` applied to the pool features without its bias.
 """
 
 from __future__ import annotations
@@ -205,10 +210,11 @@ class InceptionE(nn.Module):
 
 
 class InceptionFeatures(nn.Module):
-    """FID Inception-v3: RGB images in [0, 1] -> 2048-d pool features.
+    """FID Inception-v3: RGB images in [0, 1] -> 2048-d pool features and 1008 logits.
 
-    forward: (N, 3, H, W) float in [0, 1], any H and W -> (N, 2048) float32 features
-    (the input is resized to 299x299 first; see the module docstring for how).
+    forward: (N, 3, H, W) float in [0, 1], any H and W -> (features (N, 2048), logits
+    (N, 1008)), both float32 (the input is resized to 299x299 first; see the module
+    docstring for how). The logits are ``features @ fc.weight.T``, without the bias.
 
     A freshly built module has random weights: load the FID weights with
     ``ganforge.metrics.load_inception(path)`` (or ``load_state_dict``). The module stays in
@@ -219,7 +225,9 @@ class InceptionFeatures(nn.Module):
     memory stays bounded (a 299x299 image needs about 20 MB of activations).
     """
 
-    num_features = FID_NUM_FEATURES  # read by torchmetrics' FID instead of probing a dummy image
+    name = "inception"
+    num_features = FID_NUM_FEATURES  # D of the features
+    num_classes = FID_NUM_CLASSES  # K of the logits
 
     def __init__(self, chunk_size: int = 32) -> None:
         super().__init__()
@@ -246,8 +254,8 @@ class InceptionFeatures(nn.Module):
         self.Mixed_7a = InceptionD(768)
         self.Mixed_7b = InceptionE(1280, max_pool=False)
         self.Mixed_7c = InceptionE(2048, max_pool=True)
-        # Unused by FID (it stops at the pool), but part of the weights file, so a strict
-        # load of that file works and the module can be saved back to the same format.
+        # The classifier: its weight gives the Inception Score's logits (its bias is part of
+        # the weights file only, so a strict load works and the module saves back the same).
         self.fc = nn.Linear(FID_NUM_FEATURES, FID_NUM_CLASSES)
         for parameter in self.parameters():
             parameter.requires_grad_(False)
@@ -281,8 +289,8 @@ class InceptionFeatures(nn.Module):
             x = block(x)
         return x.mean(dim=(2, 3))  # global average pool over the 8x8 map
 
-    def forward(self, images: Tensor) -> Tensor:
-        """(N, 3, H, W) float in [0, 1] -> (N, 2048) float32 features."""
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, 3, H, W) float in [0, 1] -> (features (N, 2048), logits (N, 1008)), float32."""
         features = []
         for chunk in images.split(self.chunk_size):
             x = self.preprocess(chunk)
@@ -291,4 +299,5 @@ class InceptionFeatures(nn.Module):
                 # measured on a 2-core CPU; the features agree to float round-off.
                 x = x.contiguous(memory_format=torch.channels_last)
             features.append(self.pool_features(x))
-        return torch.cat(features).float() if features else images.new_zeros(0, FID_NUM_FEATURES)
+        pooled = torch.cat(features) if features else images.new_zeros(0, FID_NUM_FEATURES, dtype=self.fc.weight.dtype)
+        return pooled.float(), F.linear(pooled, self.fc.weight).float()

@@ -1,4 +1,5 @@
-"""FID/KID: the Inception's layout against the reference weights file, loading, wiring, formula.
+"""The FID Inception: its layout against the reference weights file, loading, its outputs,
+and the metrics wired to it.
 
 The real weights are not available here, so the wiring tests use a seeded random
 Inception saved to a file: FID/KID of a set against itself must vanish and against
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,10 +18,10 @@ from ganforge.errors import UserError
 from ganforge.metrics import (
     FID_SKIPPED_MESSAGE,
     FID_WEIGHTS_FILENAME,
-    GenerativeMetrics,
+    GENERATION_METRIC_KEYS,
+    GenerationMetrics,
     InceptionFeatures,
     load_inception,
-    make_fid_kid,
 )
 
 
@@ -100,7 +100,7 @@ def weights_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def features(weights_file):
-    """The loaded extractor and its features of a smooth image set and a noise set."""
+    """The loaded extractor and its (features, logits) of a smooth image set and a noise set."""
     extractor = load_inception(weights_file)
     images = smooth_images(N_IMAGES, seed=1)
     noise = torch.rand(N_IMAGES, 3, 64, 64, generator=torch.Generator().manual_seed(2))
@@ -109,26 +109,32 @@ def features(weights_file):
 
 
 def test_loaded_weights_are_the_files(weights_file, features):
-    extractor, images, image_features, _ = features
+    extractor, images, (image_features, logits), _ = features
     state = torch.load(weights_file, weights_only=True)
     assert all(torch.equal(v, state[k]) for k, v in extractor.state_dict().items())
     assert not extractor.training and not extractor.train().training  # batch norm stays on its statistics
+    assert extractor.name == "inception" and (extractor.num_features, extractor.num_classes) == (2048, 1008)
     assert image_features.shape == (N_IMAGES, 2048) and image_features.dtype == torch.float32
     assert image_features.std(dim=0).mean() > 1e-3  # the images are told apart
+    # torch-fidelity's "logits_unbiased": the fc layer without its bias (the file's bias is not 0).
+    assert logits.shape == (N_IMAGES, 1008) and state["fc.bias"].abs().max() > 0
+    torch.testing.assert_close(logits, image_features @ state["fc.weight"].T, rtol=1e-5, atol=1e-5)
     # Any input size is resized to 299x299: a 299x299 copy of the first two images
     # (resized the same way) gives the same features.
     resized = F.interpolate(images[:2], size=(299, 299), mode="bilinear", align_corners=False)
     with torch.no_grad():
-        torch.testing.assert_close(extractor(resized), image_features[:2], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(extractor(resized)[0], image_features[:2], rtol=1e-4, atol=1e-5)
 
 
 def test_fid_kid_of_a_set_against_itself_and_noise(features):
-    extractor, images, image_features, noise_features = features
-    same, noise = GenerativeMetrics(extractor), GenerativeMetrics(extractor)
-    same.update_features(image_features, image_features)
-    noise.update_features(noise_features, image_features)
+    extractor, images, (image_features, image_logits), (noise_features, noise_logits) = features
+    same, noise = GenerationMetrics(extractor), GenerationMetrics(extractor)
+    same.update_real_features(image_features)
+    same.update_fake_features(image_features, image_logits)
+    noise.update_real_features(image_features)
+    noise.update_fake_features(noise_features, noise_logits)
     same, noise = same.compute(), noise.compute()
-    assert set(same) == {"fid", "kid_mean", "kid_std"}
+    assert set(same) == set(GENERATION_METRIC_KEYS)
     trace = image_features.double().T.cov().trace().item()
     # FID's scale is the trace of the feature covariance. Against itself the exact value is
     # 0: both covariances are the same float64 matrix, so what is left is the round-off of
@@ -141,6 +147,9 @@ def test_fid_kid_of_a_set_against_itself_and_noise(features):
     # counts the diagonal k(x, x), the within terms do not), but it is small next to noise.
     assert noise["kid_mean"] > 0
     assert abs(same["kid_mean"]) < 0.05 * noise["kid_mean"]
+    # Every fake image is a real one (precision), and the other way round (recall).
+    assert same["precision"] == same["recall"] == 1
+    assert 1 <= same["is_mean"] <= 1008
 
 
 def test_update_runs_the_extractor_once_per_set(features):
@@ -148,7 +157,7 @@ def test_update_runs_the_extractor_once_per_set(features):
     calls = []
     extractor_hook = extractor.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
     try:
-        metrics = GenerativeMetrics(extractor, kid_subset_size=1000)
+        metrics = GenerationMetrics(extractor, kid_subset_size=1000)
         metrics.update(fake=images[:2], real=images[2:5])
     finally:
         extractor_hook.remove()
@@ -160,14 +169,13 @@ def test_update_runs_the_extractor_once_per_set(features):
         metrics.compute()
 
 
-def test_make_fid_kid_accepts_the_inception_without_probing_it():
+def test_the_metrics_take_the_inception_without_running_it():
     extractor = InceptionFeatures()
     calls = []
     extractor.register_forward_hook(lambda *args: calls.append(1))
-    fid, kid = make_fid_kid(extractor, kid_subset_size=10)
-    assert fid.inception is extractor and kid.inception is extractor
-    assert fid.real_features_sum.shape == (2048,) and fid.normalize and kid.normalize
-    assert calls == []  # torchmetrics read num_features instead of running a dummy image
+    metrics = GenerationMetrics(extractor, kid_subset_size=10)
+    assert metrics.extractor is extractor and (metrics.num_features, metrics.num_classes) == (2048, 1008)
+    assert calls == []  # the sizes come from the attributes, not from a dummy image
 
 
 def test_no_weights_anywhere_returns_none(tmp_path, monkeypatch):
@@ -214,41 +222,3 @@ def test_bad_weights_files_raise_one_line_user_errors(tmp_path, kind, says):
     message = str(caught.value)
     assert says in message and str(path) in message and FID_WEIGHTS_FILENAME in message
     assert "\n" not in message
-
-
-@pytest.mark.parametrize("n_real, n_fake, side", [(40, 30, 2), (5, 7, 8), (7, 5, 8)])
-def test_fid_matches_the_formula_on_synthetic_features(n_real, n_fake, side):
-    """FID as configured here against numpy/scipy: ||mu1-mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)).
-
-    Features are nn.Flatten of 3 x side x side images. 40/30 samples of 12-d features:
-    full-rank covariances. 5/7 (and 7/5) samples of 192-d features: rank-deficient ones,
-    the small-evaluation case (the real set's covariance is factored, or the fake's when
-    that set is smaller), where scipy's sqrtm of a singular product is unreliable, so the
-    reference trace is the equivalent sum of singular values of
-    Xr_c Xf_c^T / sqrt((n_r - 1)(n_f - 1)).
-    """
-    generator = torch.Generator().manual_seed(0)
-    real = torch.rand(n_real, 3, side, side, generator=generator)
-    fake = 0.7 * torch.rand(n_fake, 3, side, side, generator=generator) + 0.2
-    dim = 3 * side * side
-    # kid_subset_size=1000 is more than there are samples: capped at compute time.
-    fid, kid = make_fid_kid(nn.Flatten(), kid_subset_size=1000, kid_subsets=10, num_features=dim)
-    for batch in real.split(16):  # several batches, as an evaluation loop feeds them
-        fid.update(batch, real=True)
-        kid.update(batch, real=True)
-    fid.update(fake, real=False)
-    kid.update(fake, real=False)
-
-    x, y = real.flatten(1).double().numpy(), fake.flatten(1).double().numpy()
-    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    if min(n_real, n_fake) > dim:
-        trace_sqrt = np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
-    else:
-        cross = (x - x.mean(0)) @ (y - y.mean(0)).T / np.sqrt((n_real - 1) * (n_fake - 1))
-        trace_sqrt = np.linalg.svd(cross, compute_uv=False).sum()
-    expected = ((x.mean(0) - y.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt
-    # FID comes back in the features' dtype (float32): compare to float32 precision.
-    assert float(fid.compute()) == pytest.approx(expected, rel=1e-5)
-
-    kid_mean, kid_std = kid.compute()
-    assert kid_mean > 0 and kid_std >= 0 and kid.subset_size == 1000
