@@ -34,16 +34,21 @@ __all__ = ["evaluate", "main", "run_data_config"]
 log = logging.getLogger("ganforge")
 
 
-def run_data_config(ckpt_path: Path) -> DictConfig | None:
-    """The `data` section of the config.yaml that train.py wrote beside the checkpoint's
-    folder (<run>/checkpoints/x.ckpt -> <run>/config.yaml), or None."""
+def run_config_section(ckpt_path: Path, section: str) -> DictConfig | None:
+    """A section of the config.yaml that train.py wrote beside the checkpoint's folder
+    (<run>/checkpoints/x.ckpt -> <run>/config.yaml), or None."""
     for folder in (ckpt_path.parent, ckpt_path.parent.parent):
         config = folder / "config.yaml"
         if config.is_file():
-            data = OmegaConf.load(config).get("data")
-            if data is not None:
-                return data
+            found = OmegaConf.load(config).get(section)
+            if found is not None:
+                return found
     return None
+
+
+def run_data_config(ckpt_path: Path) -> DictConfig | None:
+    """The `data` section of the run that wrote the checkpoint, or None."""
+    return run_config_section(ckpt_path, "data")
 
 
 def _extra_metrics(cfg: DictConfig, task) -> Any:
@@ -96,6 +101,26 @@ def _extra_metrics(cfg: DictConfig, task) -> Any:
     return ExtraMetrics()
 
 
+def _generation_metrics(cfg: DictConfig, ckpt_path: Path) -> Any:
+    """The generation metrics of a model that generates from noise (ganforge.quality): with
+    the settings of the run that wrote the checkpoint (its callbacks.generation_metrics),
+    so that eval reproduces what the run logged; metrics.features and metrics.fid.weights
+    given here win."""
+    from ganforge.quality import GenerationMetrics
+
+    run = run_config_section(ckpt_path, "callbacks") or {}
+    node = dict(run.get("generation_metrics") or {})
+    keys = ("features", "inception_weights", "cache_dir", "kid_subset_size", "kid_subsets", "precision_recall_k")
+    settings = {key: node[key] for key in keys if key in node}
+    options = cfg.get("metrics", {}) or {}
+    if options.get("features", "auto") != "auto" or "features" not in settings:
+        settings["features"] = options.get("features", "auto")
+    if (options.get("fid") or {}).get("weights") is not None:
+        settings["inception_weights"] = options.fid.weights
+    settings.setdefault("cache_dir", options.get("cache_dir") or Path(cfg.paths.log_dir) / "cache")
+    return GenerationMetrics(**settings)
+
+
 def _chosen(group: str) -> str:
     from hydra.core.hydra_config import HydraConfig
 
@@ -132,14 +157,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             )
     datamodule = hydra.utils.instantiate(data_cfg, _convert_="all")
     datamodule.setup("validate")
-    extra = _extra_metrics(cfg, task)
+    extra = _generation_metrics(cfg, ckpt_path) if not task.reconstructs else _extra_metrics(cfg, task)
 
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg.update(logger=False, enable_checkpointing=False, enable_model_summary=False)
     trainer = hydra.utils.instantiate(trainer_cfg, callbacks=[extra])
     scores = trainer.validate(task, datamodule=datamodule, verbose=False)[0]
     metrics = {k: float(v) for k, v in scores.items()}
-    metrics.update(extra.results())
+    if hasattr(extra, "results"):
+        metrics.update(extra.results())
 
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -7,14 +7,13 @@ batch norm in G and a projection discriminator (Miyato & Koyama, ICLR 2018) as D
 
 Validation has no target to compare with: a validation batch is a batch of the fixed
 reference set (real images), and the model makes one sample per reference image, from a
-latent code keyed by the image's index and the run's seed (and, for a conditional model,
+latent code keyed by the image's index (and, for a conditional model,
 with the reference image's label). `ganforge.quality.GenerationMetrics` scores them (FID,
 KID, IS, precision/recall) from the outputs of `validation_step`.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping
 
 import numpy as np
@@ -48,9 +47,10 @@ def latent_codes(keys: torch.Tensor, z_dim: int, seed: int, device: torch.device
     return codes.to(device)
 
 
-def _run_seed() -> int:
-    # PL_GLOBAL_SEED is what train.py's and eval.py's seed_everything(cfg.seed) set.
-    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+# The codes of validation samples and sample grids: the same in every run and every
+# evaluation, whatever its seed, so that eval.py reproduces the numbers a run logged and
+# the runs of a sweep over seeds are scored on the same codes.
+FIXED_CODES_SEED = 0
 
 
 @register_family("generation", trained_by="model=dcgan or model=sngan (and their _cond presets)")
@@ -155,7 +155,7 @@ class GenerationTask(GANTask):
         index = example.extras.get("index")
         if index is None:  # a reference set without positions (not ours): key by the batch's order
             index = torch.arange(example.real.shape[0])
-        example.extras["z"] = latent_codes(index.cpu(), self.z_dim, _run_seed(), example.real.device)
+        example.extras["z"] = latent_codes(index.cpu(), self.z_dim, FIXED_CODES_SEED, example.real.device)
         fake = self.generate(example, self.inference_generator)
         return example, self.to_rgb(example, fake), self.to_rgb(example, example.real)
 
@@ -194,12 +194,12 @@ class GenerationTask(GANTask):
         device = next(self.generator.parameters()).device
         network = self.inference_generator
         if self.conditional:
-            codes = latent_codes(torch.arange(columns), self.z_dim, _run_seed(), device)
+            codes = latent_codes(torch.arange(columns), self.z_dim, FIXED_CODES_SEED, device)
             return {f"class {c}": self.to_rgb(None, network(codes, torch.full((columns,), c, device=device)))
                     for c in range(min(self.num_classes, 10))}
         rows = {}
         for row in range(4):
-            codes = latent_codes(torch.arange(row * columns, (row + 1) * columns), self.z_dim, _run_seed(), device)
+            codes = latent_codes(torch.arange(row * columns, (row + 1) * columns), self.z_dim, FIXED_CODES_SEED, device)
             rows[f"samples {row * columns}-{(row + 1) * columns - 1}"] = self.to_rgb(None, network(codes, None))
         return rows
 
