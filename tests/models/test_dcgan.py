@@ -184,3 +184,16 @@ def test_bad_inputs_are_named():
         g(torch.randn(2, 9), torch.tensor([0, 1]))
     with pytest.raises(ConfigError, match=r"takes \(N, 3, 32, 32\) images, got \(2, 3, 64, 64\)"):
         d(torch.randn(2, 3, 64, 64))
+
+
+def test_the_compare_gan_layout_has_the_public_codes_widths():
+    # compare_gan's SNDCGAN D (the code of Kurach et al. 2019): 3x3 64, 4x4 s2 128, 3x3 128,
+    # 4x4 s2 256, 3x3 256, 4x4 s2 512, 3x3 512, dense; every layer with a bias.
+    from ganforge.models import DCGANDiscriminator
+
+    convs = [(3, 64, 3), (64, 128, 4), (128, 128, 3), (128, 256, 4), (256, 256, 3), (256, 512, 4), (512, 512, 3)]
+    expected = sum(k * k * a * b + b for a, b, k in convs) + 512 * 4 * 4 + 1
+    assert expected == 5_860_865
+    d = DCGANDiscriminator(layout="compare_gan")
+    assert sum(p.numel() for p in d.parameters()) == expected
+    assert d(torch.randn(2, 3, 32, 32)).shape == (2,)

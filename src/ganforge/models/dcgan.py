@@ -44,7 +44,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ganforge.checks import check_int
+from ganforge.checks import check_choice, check_int
 from ganforge.errors import ConfigError
 from ganforge.nn import ActSpec, NormSpec, init_gan_weights
 from ganforge.nn.conditional import ConditionalNorm, ProjectionHead, check_labels, check_num_classes
@@ -142,11 +142,18 @@ class DCGANDiscriminator(nn.Module):
     base_channels: the first convolutions' channels (64); the pairs that follow have 2x
     and 4x as many, the last conv 8x. The dense layer (or projection head) sees the
     flattened (8 * base_channels, S/8, S/8) map.
+    layout: "table3", the paper's widths (64, 64, 128, 128, 256, 256, 512), or
+        "compare_gan", the public code's (64, 128, 128, 256, 256, 512, 512: each stride-2
+        conv doubles the channels), which Kurach et al. 2019 trained.
     """
 
+    LAYOUTS = ("table3", "compare_gan")
+
     def __init__(self, image_size: int = 32, in_channels: int = 3, base_channels: int = 64,
-                 num_classes: int | None = None, norm: NormLike = None, act: ActLike = None) -> None:
+                 num_classes: int | None = None, norm: NormLike = None, act: ActLike = None,
+                 layout: str = "table3") -> None:
         super().__init__()
+        check_choice("model.discriminator.layout", layout, self.LAYOUTS)
         self.image_size = check_image_size("model.discriminator.image_size", image_size)
         self.in_channels = check_int("model.discriminator.in_channels", in_channels, 1)
         check_channels("model.discriminator.base_channels", base_channels)
@@ -155,6 +162,8 @@ class DCGANDiscriminator(nn.Module):
         b = base_channels
         # (out channels, kernel, stride) per conv, from Table 3 (b).
         plan = [(b, 3, 1), (b, 4, 2), (2 * b, 3, 1), (2 * b, 4, 2), (4 * b, 3, 1), (4 * b, 4, 2), (8 * b, 3, 1)]
+        if layout == "compare_gan":
+            plan = [(b, 3, 1), (2 * b, 4, 2), (2 * b, 3, 1), (4 * b, 4, 2), (4 * b, 3, 1), (8 * b, 4, 2), (8 * b, 3, 1)]
         layers: list[nn.Module] = []
         source = in_channels
         for i, (width, kernel, stride) in enumerate(plan):
