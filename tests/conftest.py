@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from ganforge.data import SampleDataModule
-from ganforge.tasks import CompressionTask, Pix2PixTask
+from ganforge.tasks import CompressionTask, GenerationTask, Pix2PixTask
 
 # Never let a test reach the network or ask for a W&B login.
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -98,3 +98,20 @@ def pix2pix_dropout_checkpoint(tmp_path_factory) -> Path:
     task = Pix2PixTask(generator={"num_downs": 6, "ngf": 4, "dropout": 0.5}, discriminator={"ndf": 4, "n_layers": 2},
                        norm="batch", ema_decay=0.9)
     return train_and_save(task, tmp_path_factory.mktemp("ckpt") / "pix2pix_dropout.ckpt", data)
+
+
+@pytest.fixture(scope="session")
+def generation_checkpoint(tmp_path_factory) -> Path:
+    """A tiny class-conditional DCGAN trained for 4 batches of the bundled digits."""
+    from ganforge.data import DigitsDataModule
+
+    task = GenerationTask(image_channels=1, conditional=True, num_classes=10, z_dim=8,
+                          generator={"base_channels": 16}, discriminator={"base_channels": 8})
+    L.seed_everything(0, verbose=False)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=4, limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        inference_mode=False)
+    trainer.fit(task, datamodule=DigitsDataModule(batch_size=16, reference_size=32))
+    path = tmp_path_factory.mktemp("ckpt") / "generation.ckpt"
+    trainer.save_checkpoint(path)
+    return path

@@ -37,8 +37,8 @@ CASES = [
     ("train", ["-m", "norm=batch,spectal"], GROUP_TYPO),
     ("train", ["hydra/launcher=slurn"], "error: hydra/launcher=slurn is not an option; choose one of basic, joblib, "
                                         "slurm, submitit_local, submitit_slurm (did you mean slurm?)"),
-    ("train", ["model=pix2pixx"], "error: model=pix2pixx is not an option; choose one of compression, pix2pix, "
-                                  "pix2pix_small (did you mean pix2pix?)"),
+    ("train", ["model=pix2pixx"], "error: model=pix2pixx is not an option; choose one of compression, dcgan, "
+                                  "dcgan_cond, pix2pix, pix2pix_small, sngan, sngan_cond (did you mean pix2pix?)"),
     ("train", ["debug=fdrr"], "error: debug=fdrr is not an option; choose one of fdr, limit, overfit, profiler "
                               "(did you mean fdr?)"),
     ("train", ["model.lambda_ll=1"], "error: model.lambda_ll is not in the config (did you mean model.lambda_l1?)"),
@@ -149,8 +149,8 @@ CASES = [
     ("train", ["ckpt_path={empty}"], "is a folder without checkpoints/last.ckpt"),
     ("train", ["paths.log_dir={a_file}/runs"], "cannot write to paths.log_dir"),
     # eval.py
-    ("eval", ["ckpt_path={pix2pix}", "data=sampel"], "error: data=sampel is not an option; choose one of folder, "
-                                                     "paired, sample (did you mean sample?)"),
+    ("eval", ["ckpt_path={pix2pix}", "data=sampel"], "error: data=sampel is not an option; choose one of "
+                                                     "class_folder, digits, folder, paired, sample (did you mean sample?)"),
     ("eval", ["ckpt_path={pix2pix}", "metrics.fid.weight=x"],
      "error: metrics.fid.weight is not in the config (did you mean metrics.fid.weights?)"),
     ("eval", ["ckpt_path={pix2pix}", "trainer.precision=32-ture"], "(did you mean 32-true?)"),
@@ -179,6 +179,24 @@ CASES = [
     ("compress", ["--ckpt", "{truncated_ckpt}", "{photo}", "{tmp}/photo.gfc"], "cannot read checkpoint"),
     ("compress", ["--ckpt", "{compression}", "{photo}", "{a_file}/photo.gfc"], "cannot write"),
     ("decompress", ["--ckpt", "{compression}", "{photo}", "{tmp}/out.png"], "is not a ganforge compressed file"),
+    # image generation from noise
+    ("train", ["model=dcgan_cond", "data=sample"], "error: model.conditional=true needs data with class labels"),
+    ("train", ["model=dcgan", "data=class_folder", "data.root={one_class}"], "has 1 class folder (cats): a class folder "
+     "needs at least 2 classes"),
+    ("train", ["model=pix2pix_small", "data=digits"], "error: the data's images are grey (data.channels=1), but this "
+     "model takes 3-channel images"),
+    ("train", ["model=dcgan", "model.image_size=64"], "error: data.image_size=32 but the model makes 64x64 images"),
+    ("predict", ["ckpt_path={generation}", "predict.num_samples=0", "output={tmp}/out"],
+     "error: predict.num_samples must be an integer >= 1, got 0"),
+    ("predict", ["ckpt_path={generation}", "predict.num_samples=-3", "output={tmp}/out"],
+     "error: predict.num_samples must be an integer >= 1, got -3"),
+    ("predict", ["ckpt_path={generation}", "predict.num_samples=2", "predict.label=12", "output={tmp}/out"],
+     "error: predict.label=12 is not a class of this model: choose 0 .. 9"),
+    ("predict", ["ckpt_path={generation}", "output={tmp}/out"], "error: predict.num_samples is missing"),
+    ("predict", ["ckpt_path={generation}", "input={photo}", "predict.num_samples=2", "output={tmp}/out"],
+     "takes no input"),
+    ("predict", ["ckpt_path={pix2pix}", "input={photo}", "predict.num_samples=2", "output={tmp}/out"],
+     "predict.num_samples and predict.label are for models that generate from noise"),
 ]
 
 
@@ -187,7 +205,8 @@ def _digest(path: Path) -> str:
 
 
 @pytest.fixture
-def world(tmp_path: Path, pix2pix_checkpoint: Path, compression_checkpoint: Path) -> dict[str, Path]:
+def world(tmp_path: Path, pix2pix_checkpoint: Path, compression_checkpoint: Path,
+          generation_checkpoint: Path) -> dict[str, Path]:
     """The files the cases point at; all of them must survive every case unchanged."""
     (tmp_path / "empty").mkdir()
     corrupt = tmp_path / "corrupt"
@@ -203,11 +222,13 @@ def world(tmp_path: Path, pix2pix_checkpoint: Path, compression_checkpoint: Path
     truncated_ckpt.write_bytes(pix2pix_checkpoint.read_bytes()[:4000])
     a_file = tmp_path / "existing.png"
     Image.fromarray(sample_photo("chelsea")[::8, ::8]).save(a_file)
+    one_class = tmp_path / "one_class"
+    write_image(one_class / "cats" / "a.png", (32, 32))
     photo = tmp_path / "photo.png"
     Image.fromarray(sample_photo("coffee")[::8, ::8]).save(photo)
     return {"tmp": tmp_path, "empty": tmp_path / "empty", "corrupt_folder": corrupt, "truncated_folder": truncated,
             "truncated_ckpt": truncated_ckpt, "a_file": a_file, "photo": photo, "pix2pix": pix2pix_checkpoint,
-            "compression": compression_checkpoint}
+            "compression": compression_checkpoint, "generation": generation_checkpoint, "one_class": one_class}
 
 
 ENTRY_POINTS = {

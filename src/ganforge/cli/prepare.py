@@ -167,6 +167,9 @@ def check_image_sizes(task: Any, datamodule: Any) -> None:
         return
     height, width = (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[1]))
     shown = height if height == width else [height, width]
+    if wanted_side is not None and (height, width) != (wanted_side, wanted_side):
+        raise ConfigError(f"data.crop_size={shown} but the model makes {wanted_side}x{wanted_side} images: set "
+                          f"data.crop_size={wanted_side} (or model.image_size={height} if it is square)")
     multiple = int(getattr(task, "multiple", 1) or 1)
     generator = getattr(task, "generator", None)
 
