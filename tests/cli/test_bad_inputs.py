@@ -266,6 +266,13 @@ def _run(command: str, args: list[str], world: dict[str, Path], capsys, monkeypa
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # trainer=ddp's case, on a GPU machine too
     capsys.readouterr()
     code = 0
+    # Hydra configures logging in this process (predict's job logging disables every
+    # existing logger): put it back afterwards, for the tests that run here next.
+    import logging
+
+    loggers = {name: (log.disabled, log.level, log.propagate, list(log.handlers))
+               for name, log in logging.root.manager.loggerDict.items() if isinstance(log, logging.Logger)}
+    root = (logging.root.level, list(logging.root.handlers))
     try:
         getattr(importlib.import_module(module_name), function)()
     except SystemExit as exit:
@@ -274,6 +281,10 @@ def _run(command: str, args: list[str], world: dict[str, Path], capsys, monkeypa
         from hydra.core.global_hydra import GlobalHydra
 
         GlobalHydra.instance().clear()
+        for name, (disabled, level, propagate, handlers) in loggers.items():
+            log = logging.getLogger(name)
+            log.disabled, log.level, log.propagate, log.handlers = disabled, level, propagate, handlers
+        logging.root.level, logging.root.handlers = root
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
