@@ -46,6 +46,8 @@ def test_fid_matches_the_formula(n_real, n_fake, dim):
         trace_sqrt = np.linalg.svd(cross, compute_uv=False).sum()
     expected = ((x.mean(0) - y.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt
     assert float(frechet_distance(Gaussian.of(real), Gaussian.of(fake))) == pytest.approx(expected, rel=1e-9)
+    # A kept reference set's factor is used whichever set is smaller: the same value.
+    assert float(frechet_distance(Gaussian.of(real).factored(), Gaussian.of(fake))) == pytest.approx(expected, rel=1e-9)
     # Accumulated in blocks of rows, as for large sets: the same Gaussian.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(scores, "_BLOCK_ENTRIES", 3 * dim)

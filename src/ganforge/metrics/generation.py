@@ -194,7 +194,7 @@ class GenerationMetrics(nn.Module):
         cached = self._reference
         if cached is None or not torch.equal(cached[0], fingerprint) or (with_radii and cached[2] is None):
             radii = squared_knn_radii(real, self.neighbours) if with_radii else None
-            cached = self._reference = (fingerprint, Gaussian.of(real), radii)
+            cached = self._reference = (fingerprint, Gaussian.of(real).factored(), radii)
         return cached[1], cached[2]
 
     def compute(self) -> dict[str, float]:
