@@ -22,6 +22,7 @@ with the classifier), so the best checkpoint is the best by the FID that is ther
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,16 @@ class GenerationMetrics(L.Callback):
         from ganforge.metrics import GenerationMetrics as Scores
         from ganforge.metrics import choose_feature_space
 
-        space = choose_feature_space(self.inception_weights, labelled_data=_labelled_rgb(trainer.datamodule),
-                                     cache_dir=self.cache_dir, features=self.features)
+        # Data parallel: the first process trains (or reads) the classifier and caches it, the
+        # others wait and read that file, so every process scores in the same feature space.
+        first = trainer.world_size == 1 or trainer.is_global_zero
+        if not first:
+            trainer.strategy.barrier("generation-metrics-features")
+        with _one_thread():  # the classifier's weights must not depend on the thread count
+            space = choose_feature_space(self.inception_weights, labelled_data=_labelled_rgb(trainer.datamodule),
+                                         cache_dir=self.cache_dir, features=self.features)
+        if first and trainer.world_size > 1:
+            trainer.strategy.barrier("generation-metrics-features")
         if space is None:
             raise ConfigError("callbacks.generation_metrics: no feature space for the generation metrics (no Inception "
                               "weights and no labelled training data for the classifier): pass "
@@ -145,4 +154,17 @@ def _labelled_rgb(datamodule: Any):
         return (images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images), labels
 
     return labelled
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """torch on one thread: a CPU run's reductions then add in one order, so the cached
+    classifier is the same whatever the machine's core count (and training it took 4-5 s
+    on one thread against 30-55 s on two busy ones)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 

@@ -185,3 +185,23 @@ def test_a_norm_by_loss_sweep_and_a_seed_sweep_end_in_a_heatmap_and_an_aggregate
         assert final["n"] == 2
         assert final["mean"] == pytest.approx(np.mean(values), rel=1e-9)
         assert final["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_data_parallel_generation_metrics_are_those_of_one_process(tmp_path, cache):
+    """trainer=ddp_cpu: each of 2 processes samples its share of the reference set, the
+    feature sets are gathered, and the numbers logged are those eval.py computes in one
+    process from the same checkpoint (the classifier cached once, by the first process)."""
+    options = [o for o in TINY_GENERATION if not o.startswith("trainer.max_epochs")]
+    result = run_train(*options, "trainer.max_epochs=1", "trainer=ddp_cpu", f"callbacks.generation_metrics.cache_dir={cache}",
+                       log_dir=tmp_path / "logs")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = run_folders(tmp_path / "logs")
+    last = [r for r in rows(run) if r.get("val/clf_fid")][-1]
+    evaluated = run_script("eval.py", f"ckpt_path={run}/checkpoints/last.ckpt", f"paths.log_dir={tmp_path}",
+                           f"metrics.cache_dir={cache}")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    [report] = list(tmp_path.glob("eval/*/*/metrics.json"))
+    metrics = json.loads(report.read_text())["metrics"]
+    for key in ("val/clf_fid", "val/clf_kid_mean", "val/clf_precision", "val/clf_recall"):
+        assert metrics[key] == pytest.approx(float(last[key]), rel=1e-4, abs=1e-6), key
