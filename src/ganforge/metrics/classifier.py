@@ -21,8 +21,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganforge.atomic import save_torch_atomically
 from ganforge.checks import check_int, check_number
 from ganforge.errors import DataError, user_message
 
@@ -203,25 +202,6 @@ def train_feature_classifier(images: Tensor, labels: Tensor, seed: int = 0, *, n
     return model
 
 
-def _save_atomically(payload: dict, path: Path) -> None:
-    """torch.save through a temporary file in the same folder and os.replace: a reader
-    (or a crash) never sees half a file, and an existing file stays until the new one is whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _cache_key(images: Tensor, labels: Tensor, settings: dict) -> str:
     """sha256 of the architecture version, the settings, and the images' and labels' bytes."""
     digest = hashlib.sha256(f"ganforge feature classifier v{CLASSIFIER_VERSION}".encode())
@@ -269,7 +249,7 @@ def load_or_train_classifier(images: Tensor, labels: Tensor, cache_dir: str | Pa
     payload = {"key": key, "version": CLASSIFIER_VERSION, "config": model.config, "state_dict": model.state_dict(),
                "held_out_accuracy": model.held_out_accuracy, "held_out_count": model.held_out_count}
     try:
-        _save_atomically(payload, path)
+        save_torch_atomically(payload, path)
     except OSError as error:
         log.warning("feature classifier not cached: cannot write %s (%s)", path, error.strerror or error)
     return model
