@@ -34,7 +34,7 @@ from torch import nn
 from ganforge.checks import check_number
 from ganforge.errors import ConfigError
 
-__all__ = ["AUGMENT_PARTS", "AUGMENT_KINDS", "DiffAugment", "make_augment"]
+__all__ = ["augmented", "AUGMENT_PARTS", "AUGMENT_KINDS", "DiffAugment", "make_augment"]
 
 AUGMENT_PARTS = ("color", "translation", "cutout")
 AUGMENT_KINDS = ("none", "diffaugment")
@@ -160,3 +160,21 @@ def make_augment(kind: str = "none", **options: Any) -> DiffAugment:
         raise ConfigError(f"augment={kind} has no option(s) {unknown}"
                           + (f": its options are {', '.join(sorted(known))}" if known else ""))
     return DiffAugment(**options) if kind == "diffaugment" else DiffAugment(policy=())
+
+
+class _Augmented:
+    """D as a training step calls it with DiffAugment: `augment` applied to D's input (the
+    first argument), then `discriminator` (the network, or its distributed wrapper)."""
+
+    def __init__(self, discriminator: nn.Module, augment: nn.Module) -> None:
+        self.discriminator, self.augment = discriminator, augment
+
+    def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return self.discriminator(self.augment(x), *args, **kwargs)
+
+
+def augmented(discriminator: nn.Module, augment: nn.Module) -> _Augmented:
+    """`discriminator` called on `augment(x)`: what every D call of a training step goes
+    through with augment=diffaugment (so a family's `discriminate` stays as it is)."""
+    return _Augmented(discriminator, augment)
+

@@ -8,7 +8,15 @@ import torch
 
 from ganforge.tasks.options import GradClip
 
-__all__ = ["clip_gradients"]
+__all__ = ["clip_gradients", "loss_scaler"]
+
+
+def loss_scaler(trainer: Any) -> torch.amp.GradScaler | None:
+    """The GradScaler of float16 mixed precision (trainer.precision=16-mixed), else None."""
+    if trainer is None:
+        return None
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
+    return scaler if scaler is not None and scaler.is_enabled() else None
 
 
 def clip_gradients(task: Any, optimizer: torch.optim.Optimizer, clip: GradClip,

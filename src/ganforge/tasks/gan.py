@@ -10,7 +10,7 @@ clipping, the learning-rate decay, validation metrics, sample images) lives here
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import lightning as L
 import torch
@@ -19,17 +19,17 @@ from torch import nn
 from ganforge.checks import check_bool, check_int, check_number
 from ganforge.compat import attached_trainer, batches_that_stepped
 from ganforge.losses import GANLoss, make_gan_loss
-from ganforge.nn.augment import make_augment
+from ganforge.nn.augment import augmented, make_augment
 from ganforge.penalties import penalty_for
 from ganforge.tasks import speed
 from ganforge.tasks.cadence import TrainLogCadence
-from ganforge.tasks.clipping import clip_gradients
+from ganforge.tasks.clipping import clip_gradients, loss_scaler
 from ganforge.tasks.ema import average_of, update_average
 from ganforge.tasks.examples import Example, detached, network_part, pad_to_multiple
 from ganforge.tasks.guards import NonFiniteGuard, reseed_for_batch
 from ganforge.tasks.options import GradClip, LrDecay, OptimOptions, from_config
 from ganforge.tasks.registry import family_of
-from ganforge.tasks.replicas import NetworkReplicas
+from ganforge.tasks.replicas import DistributedNetworks, NetworkReplicas
 from ganforge.tasks.validation import MS_SSIM_MIN_SIDE, ReconstructionMetrics
 
 __all__ = ["Example", "GANTask", "MS_SSIM_MIN_SIDE", "network_part", "pad_to_multiple"]  # re-exported
@@ -37,44 +37,28 @@ __all__ = ["Example", "GANTask", "MS_SSIM_MIN_SIDE", "network_part", "pad_to_mul
 log = logging.getLogger("ganforge")
 
 
-class GANTask(L.LightningModule):
+class GANTask(DistributedNetworks, L.LightningModule):
     """Alternating discriminator / generator updates with manual optimization.
 
-    Each training batch: the generator makes `fake` once; D takes one step on
-    (real, fake.detach()); every `n_critic`-th batch G takes one step on D(fake) plus its
-    extra losses. `trainer.max_steps` therefore counts optimizer steps, D's and G's.
+    Each training batch: the generator makes `fake` once; D takes one step on (real,
+    fake.detach()) plus its penalty; every `n_critic`-th batch G takes one step on D(fake)
+    plus its extra losses (`trainer.max_steps` counts D's and G's steps).
 
-    gan_loss: {kind: vanilla|lsgan|hinge|wgan, ...options}.
-    penalty: D's regularizer, with any gan_loss: {kind: none|gp|dragan|r1, weight,
-        every_n_steps} (ganforge.penalties); the legacy gan_loss wgan_gp implies gp.
-    augment: {kind: none|diffaugment, policy, ...}: DiffAugment (ganforge.nn.augment) of
-        everything D sees in training, real and fake alike (the condition too, where D
-        sees one beside the image: the same transform for both).
-    optim, lr_decay, grad_clip: `OptimOptions`, `LrDecay`, `GradClip` (ganforge.tasks.options)
-        or mappings of their fields.
-    n_critic: D steps per G step.
-    ema_decay: validate, sample and predict with an exponential moving average of the
-        generator's weights (ganforge.tasks.ema); null = off.
-    channels_last, compile, compile_backend: the speed options (ganforge.tasks.speed).
-        A discriminator trained with a gradient penalty stays uncompiled: torch.compile
-        cannot take the double backward. Evaluation, prediction and export run uncompiled.
+    gan_loss: {kind, ...} (ganforge.losses); penalty: {kind: none|gp|dragan|r1, weight,
+    every_n_steps} (ganforge.penalties; the legacy gan_loss wgan_gp implies gp); augment:
+    {kind: none|diffaugment, ...}: DiffAugment of everything D sees in training; optim,
+    lr_decay, grad_clip: ganforge.tasks.options; ema_decay: validate, sample and predict
+    with a moving average of G (tasks/ema.py); channels_last, compile, compile_backend:
+    tasks/speed.py (a penalized D stays uncompiled: no double backward).
 
-    Randomness inside a step (dropout, noise, the gradient penalty's mixing) comes from
-    torch's global generator, re-seeded before every training batch from (seed, rank,
-    epoch, batch) (ganforge.tasks.guards): a resumed run draws the same numbers.
+    Randomness inside a step comes from torch's global generator, re-seeded before every
+    batch from (seed, rank, epoch, batch) (tasks/guards.py), so a resumed run repeats it.
+    Under 16-mixed the loss scaling reaches the whole manual loop (tasks/clipping.py, the
+    penalties' `input_gradients`). `on_nonfinite`: "stop" or "skip" a step whose loss is
+    NaN or infinite (tasks/guards.py).
 
-    Under trainer.precision=16-mixed (float16 autocast and a GradScaler) the loss scaling
-    reaches every part of the manual loop: `manual_backward` scales the loss, clipping
-    clips the still-scaled gradients at value * scale (the same as unscaling first), the
-    scaler skips a step whose gradients overflowed and lowers its scale, and the gradient
-    penalty scales D's outputs (see `ganforge.losses.gradient_penalty`).
-
-    `on_nonfinite` (set by train.py from trainer_guard.on_nonfinite): "stop" or "skip" a
-    step whose loss is NaN or infinite (ganforge.tasks.guards.NonFiniteGuard).
-
-    A family registers itself (ganforge.tasks.registry.register_family) and defines
-    `prepare`, `generate`, `discriminate`, `to_rgb` and, where it has them, the other
-    methods of the family contract below.
+    A family registers itself (tasks/registry.py) and defines `prepare`, `generate`,
+    `discriminate`, `to_rgb` and, where it has them, the other methods below.
     """
 
     #: Whether validation scores the output against the batch's target (L1, PSNR, SSIM):
@@ -178,22 +162,6 @@ class GANTask(L.LightningModule):
         """Family-specific metrics to log at the end of a validation (and reset)."""
         return {}
 
-    # ---- data parallel training -------------------------------------------------------
-
-    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
-        """Train through `wrap(self.generator)` and `wrap(self.discriminator)`: each network
-        gets its own DistributedDataParallel (ganforge.distributed.GANDDPStrategy), so each
-        backward pass synchronizes exactly the network it trains."""
-        self.replicas.wrap({"generator": self.generator, "discriminator": self.discriminator}, wrap)
-
-    def undistribute(self) -> None:
-        self.replicas.clear()
-
-    def trained(self, name: str) -> nn.Module:
-        """The network `name` ("generator" or "discriminator") as training calls it: its
-        distributed wrapper when there is one."""
-        return self.replicas.get(name, getattr(self, name))
-
     # ---- the generator's moving average, checkpoints -----------------------------------
 
     def setup(self, stage: str) -> None:
@@ -237,9 +205,7 @@ class GANTask(L.LightningModule):
             speed.to_channels_last(networks)
         if self.compile_networks and not self._compiled and self.trainer.state.fn == "fit":
             # After `setup` made the EMA: a deep copy of a compiled module would call the original.
-            penalized = self.discriminator if self.penalty.enabled else None
-            speed.compile_networks(networks, self.compile_backend, skip=penalized,
-                                   reason="because torch.compile cannot differentiate the gradient penalty twice")
+            speed.compile_networks(networks, self.compile_backend, skip=self.discriminator if self.penalty.enabled else None)
             self._compiled = True
 
     def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -272,20 +238,13 @@ class GANTask(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.grad_clip.enabled:
-            self._clip(optimizer)
+            clip_gradients(self, optimizer, self.grad_clip, self.loss_scaler)
         optimizer.step()
 
     @property
     def loss_scaler(self) -> torch.amp.GradScaler | None:
         """The GradScaler of float16 mixed precision (trainer.precision=16-mixed), else None."""
-        trainer = attached_trainer(self)
-        if trainer is None:
-            return None
-        scaler = getattr(trainer.precision_plugin, "scaler", None)
-        return scaler if scaler is not None and scaler.is_enabled() else None
-
-    def _clip(self, optimizer) -> None:
-        clip_gradients(self, optimizer, self.grad_clip, self.loss_scaler)
+        return loss_scaler(attached_trainer(self))
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
@@ -293,7 +252,7 @@ class GANTask(L.LightningModule):
         train_generator = (batch_idx + 1) % self.n_critic == 0
         generator, discriminator = self.trained("generator"), self.trained("discriminator")
         if self.augment.enabled:
-            discriminator = _Augmented(discriminator, self.augment)
+            discriminator = augmented(discriminator, self.augment)
         with torch.set_grad_enabled(train_generator):
             fake = self.generate(example, generator)
 
@@ -416,15 +375,3 @@ class GANTask(L.LightningModule):
         rows["output"] = self.to_rgb(example, fake)
         rows["target"] = self.to_rgb(example, example.real)
         return {name: row[..., :height, :width] for name, row in rows.items()}
-
-
-class _Augmented:
-    """D as training calls it with DiffAugment: the augmentation of D's input (the first
-    argument), then `discriminator` (the network or its distributed wrapper)."""
-
-    def __init__(self, discriminator: nn.Module, augment: nn.Module) -> None:
-        self.discriminator, self.augment = discriminator, augment
-
-    def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        return self.discriminator(self.augment(x), *args, **kwargs)
-

@@ -9,7 +9,7 @@ from typing import Callable
 
 from torch import nn
 
-__all__ = ["NetworkReplicas"]
+__all__ = ["DistributedNetworks", "NetworkReplicas"]
 
 
 class NetworkReplicas:
@@ -37,3 +37,25 @@ class NetworkReplicas:
         G's step): its wrapper must not wait for them (DistributedDataParallel.no_sync)."""
         wrapper = self._wrapped.get(name)
         return wrapper.no_sync() if wrapper is not None else contextlib.nullcontext()
+
+
+class DistributedNetworks:
+    """What GANDDPStrategy calls on a task (mixed into GANTask, which holds `replicas`,
+    `generator` and `discriminator`)."""
+
+    replicas: NetworkReplicas
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Train through `wrap(self.generator)` and `wrap(self.discriminator)`: each network
+        gets its own DistributedDataParallel (ganforge.distributed.GANDDPStrategy), so each
+        backward pass synchronizes exactly the network it trains."""
+        self.replicas.wrap({"generator": self.generator, "discriminator": self.discriminator}, wrap)
+
+    def undistribute(self) -> None:
+        self.replicas.clear()
+
+    def trained(self, name: str) -> nn.Module:
+        """The network `name` ("generator" or "discriminator") as training calls it: its
+        distributed wrapper when there is one."""
+        return self.replicas.get(name, getattr(self, name))
+

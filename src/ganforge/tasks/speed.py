@@ -38,13 +38,14 @@ def to_channels_last(networks: Iterable[nn.Module]) -> None:
         network.to(memory_format=torch.channels_last)
 
 
-def compile_networks(networks: Iterable[nn.Module], backend: str, skip: nn.Module | None = None,
-                     reason: str = "") -> None:
+def compile_networks(networks: Iterable[nn.Module], backend: str, skip: nn.Module | None = None) -> None:
     """torch.compile each network in place (nn.Module.compile: state-dict keys, checkpoints,
-    the EMA and export are unchanged); `skip` stays uncompiled, with `reason` logged."""
+    the EMA and export are unchanged); `skip`, a discriminator trained with a gradient
+    penalty, stays uncompiled: torch.compile cannot differentiate twice."""
     for network in networks:
         if network is skip:
-            log.info("model.compile: the discriminator stays uncompiled, %s", reason)
+            log.info("model.compile: the discriminator stays uncompiled, because torch.compile cannot "
+                     "differentiate the gradient penalty twice")
             continue
         network.compile(backend=backend)
 
