@@ -33,7 +33,7 @@ import torch
 from ganforge.checks import check_choice, check_int
 from ganforge.errors import ConfigError
 
-__all__ = ["CLASSIFIER_PREFIX", "GenerationMetrics"]
+__all__ = ["CLASSIFIER_PREFIX", "GenerationMetrics", "in_space"]
 
 log = logging.getLogger("ganforge")
 
@@ -97,7 +97,7 @@ class GenerationMetrics(L.Callback):
     @property
     def monitor(self) -> str:
         """The metric the best checkpoint is chosen by, in the feature space in use."""
-        return _in_space(self.configured_monitor, self.prefix)
+        return in_space(self.configured_monitor, self.prefix)
 
     def _follow_monitor(self, trainer: L.Trainer) -> None:
         from lightning.pytorch.callbacks import ModelCheckpoint
@@ -134,7 +134,7 @@ class GenerationMetrics(L.Callback):
             pl_module.log(f"val/{self.prefix}{name}", torch.tensor(float(value)), sync_dist=False)
 
 
-def _in_space(metric: str, prefix: str) -> str:
+def in_space(metric: str, prefix: str) -> str:
     """val/fid -> val/clf_fid for the classifier's feature space."""
     if not prefix or "/" not in metric:
         return metric

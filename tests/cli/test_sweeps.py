@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from ganforge.cli import CONFIG_DIR
+from ganforge.cli.train import optimized_value
 from tests.cli.helpers import TINY, run_folders, run_train
 
 # No samples, no checkpoints: a launcher test only needs the runs' metrics.
@@ -119,6 +120,21 @@ def test_the_optuna_searches_compose(tmp_path):
         for choice in ("norm", "act"):  # every option the search may pick exists
             options = sweeper.params[choice].removeprefix("choice(").removesuffix(")").split(", ")
             assert all((CONFIG_DIR / choice / f"{o}.yaml").is_file() for o in options), options
+
+
+def test_the_generation_search_minimizes_the_fid_of_the_feature_space_in_use():
+    config = compose_train(["hparams_search=generation_optuna"])
+    sweeper = config.hydra.sweeper
+    assert sweeper.direction == "minimize" and config.model._target_ == "ganforge.tasks.GenerationTask"
+    assert config.optimized_metric == "val/fid"
+    for choice in ("norm", "gan_loss", "penalty"):
+        options = sweeper.params[choice].removeprefix("choice(").removesuffix(")").split(", ")
+        assert all((CONFIG_DIR / choice / f"{o}.yaml").is_file() for o in options), options
+    assert compose_train(["hparams_search=generation_optuna", "model=sngan"]).model.architecture == "resnet"
+    # Without the Inception weights the run logs val/clf_fid, and that is what the sweeper gets.
+    assert optimized_value({"val/clf_fid": 3.5, "val/fid_unused": 1.0}, "val/fid") == 3.5
+    assert optimized_value({"val/fid": 2.0, "val/clf_fid": 3.5}, "val/fid") == 2.0
+    assert optimized_value({"val/psnr": 20.0}, "val/fid") is None and optimized_value({"val/psnr": 20.0}, None) is None
 
 
 @pytest.mark.slow

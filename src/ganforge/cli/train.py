@@ -200,8 +200,20 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             print(f"error: {user_message(error)} (this run is left out; the sweep goes on)", file=sys.stderr)
             return None
     # The Optuna sweeper reads the return value: the metric chosen by cfg.optimized_metric.
-    key = cfg.get("optimized_metric")
-    return metrics.get(key) if key else None
+    return optimized_value(metrics, cfg.get("optimized_metric"))
+
+
+def optimized_value(metrics: dict, key: str | None) -> float | None:
+    """The value of cfg.optimized_metric among a run's final metrics; a generation run
+    scored in the offline feature space logs val/fid as val/clf_fid."""
+    if not key:
+        return None
+    if key not in metrics:
+        from ganforge.quality import CLASSIFIER_PREFIX, in_space
+
+        key = in_space(key, CLASSIFIER_PREFIX)
+    value = metrics.get(key)
+    return None if value is None else float(value)
 
 
 def _check_before_hydra(cfg: DictConfig, overrides: list[str]) -> None:
