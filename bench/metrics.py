@@ -12,7 +12,11 @@
   run when asked); ``compute`` is timed on 1797 + 1797 real-sized 2048-d feature vectors
   (the measured features, resampled with a little noise, when fewer images were run).
 
-Each of compute's parts (FID, KID, IS, precision/recall) is timed on its own too. Prints JSON.
+Each of compute's parts (FID, KID, IS, precision/recall) is timed on its own too.
+``reference_points`` gives the scale of the classifier-space numbers: the metrics of the
+even-indexed digits against the odd-indexed ones (two samples of the same distribution:
+the floor a perfect generator of 898 images would reach) and of noise against the digits.
+Prints JSON.
 """
 
 from __future__ import annotations
@@ -86,6 +90,11 @@ def main() -> None:
         features_real, _ = classifier(real)
         features_fake, logits_fake = classifier(noise)
     report["classifier"]["parts"] = parts(features_real, features_fake, logits_fake)
+    halves = GenerationMetrics(classifier)
+    halves.update_real(real[0::2])
+    halves.update_fake(real[1::2])
+    report["reference_points"] = {"real_even_vs_odd": halves.compute(),
+                                  "noise_vs_real": report["classifier"]["metrics"]}
 
     torch.manual_seed(0)
     inception = InceptionFeatures()  # random weights: the cost is the same as the real network's
