@@ -83,9 +83,9 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_on_nonfinite_skip_skips_those_steps_and_counts_them(tmp_path):
     task, trainer = _trainer(tmp_path, batches_before_nan={1, 3})
-    task.on_nonfinite = "skip"
+    task.guard.on_nonfinite = "skip"
     trainer.fit(task, datamodule=tiny_data(batches=4))
-    assert task.nonfinite_skips == 2
+    assert task.guard.skips == 2
     assert trainer.global_step == 4  # the two good batches stepped D and G
     assert trainer.callback_metrics["train/nonfinite_skips"] == 2
     assert all(torch.isfinite(p).all() for p in task.parameters())

@@ -176,7 +176,7 @@ def test_compile_trains_compiled_networks_and_the_checkpoint_works_everywhere(tm
 
     task = pix2pix(compile=True, compile_backend="aot_eager", ema_decay=0.9)
     trainer = fit(task)
-    assert task._compiled
+    assert task.speed.compiled
     for network in (task.generator, task.discriminator, task.generator_ema):
         assert network._compiled_call_impl is not None
     assert all(torch.isfinite(trainer.callback_metrics[k]) for k in ("train/loss_d", "train/loss_g", "val/psnr"))
@@ -193,7 +193,7 @@ def test_compile_trains_compiled_networks_and_the_checkpoint_works_everywhere(tm
     path = tmp_path / "compiled.ckpt"
     trainer.save_checkpoint(path)
     loaded = load_task(path)
-    assert loaded.compile_networks and not loaded._compiled  # hyper-parameter kept, nothing compiled outside fit
+    assert loaded.speed.compile and not loaded.speed.compiled  # hyper-parameter kept, nothing compiled outside fit
     with torch.no_grad():
         torch.testing.assert_close(loaded.inference_generator(x), compiled_output, rtol=1e-4, atol=1e-5)
     assert loaded.translate(torch.rand(1, 3, 40, 48)).shape == (1, 3, 40, 48)
@@ -212,7 +212,7 @@ def test_compile_is_not_done_by_validate_alone_and_rejects_unknown_backends():
     task = pix2pix(compile=True, compile_backend="eager")
     L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
               limit_val_batches=1, inference_mode=False).validate(task, datamodule=data(1), verbose=False)
-    assert not task._compiled and task.generator._compiled_call_impl is None
+    assert not task.speed.compiled and task.generator._compiled_call_impl is None
     with pytest.raises(ConfigError, match="model.compile_backend=no_such_backend is not a torch.compile backend"):
         pix2pix(compile=True, compile_backend="no_such_backend")
     with pytest.raises(ConfigError, match="model.compile must be true or false"):
@@ -281,6 +281,6 @@ def test_the_options_are_in_the_model_configs(model):
             "paths.output_dir=/tmp/unused", f"model={model}", "model.optim.fused=false", "model.channels_last=true",
             "model.compile=true", "model.compile_backend=eager"])
     task = hydra.utils.instantiate(cfg.model, _convert_="all")
-    assert (task.optim.fused, task.channels_last, task.compile_networks, task.compile_backend) == (False, True, True, "eager")
+    assert (task.optim.fused, task.speed.channels_last, task.speed.compile, task.speed.backend) == (False, True, True, "eager")
     assert task.hparams["compile"] is True  # kept with the checkpoint, for load_task
 

@@ -118,7 +118,7 @@ class InfGradientOnce(L.Callback):
 @pytest.mark.parametrize("clip", [None, 1.0], ids=["no_clip", "clip"])
 def test_an_overflowing_gradient_skips_that_step_and_lowers_the_scale(fused, clip):
     task = pix2pix(optim={"fused": fused}, grad_clip={"value": clip})
-    assert task.on_nonfinite == "stop"  # an overflow is the scaler's business, not a diverged loss
+    assert task.guard.on_nonfinite == "stop"  # an overflow is the scaler's business, not a diverged loss
     spy = InfGradientOnce(batch=1)
     trainer = fit(task, callbacks=[spy], plugins=[ScalingOnly(torch.amp.GradScaler("cpu", init_scale=2.0**10))])
     before, after = spy.scales

@@ -134,7 +134,7 @@ def _build(cfg: DictConfig) -> Prepared:
     if ckpt_path is not None:
         check_resumable(Path(ckpt_path), task)
     guard = cfg.get("trainer_guard") or {}
-    task.on_nonfinite = check_choice("trainer_guard.on_nonfinite", guard.get("on_nonfinite", "stop"), ("stop", "skip"))
+    task.guard.on_nonfinite = check_choice("trainer_guard.on_nonfinite", guard.get("on_nonfinite", "stop"), ("stop", "skip"))
     if datamodule is None:
         datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
         datamodule.setup("fit")

@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from ganforge.checks import check_bool, check_int, check_number
+from ganforge.checks import check_int, check_number
 from ganforge.compat import attached_trainer, batches_that_stepped
 from ganforge.losses import GANLoss, make_gan_loss
 from ganforge.nn.augment import augmented, make_augment
@@ -54,8 +54,8 @@ class GANTask(DistributedNetworks, L.LightningModule):
     Randomness inside a step comes from torch's global generator, re-seeded before every
     batch from (seed, rank, epoch, batch) (tasks/guards.py), so a resumed run repeats it.
     Under 16-mixed the loss scaling reaches the whole manual loop (tasks/clipping.py, the
-    penalties' `input_gradients`). `on_nonfinite`: "stop" or "skip" a step whose loss is
-    NaN or infinite (tasks/guards.py).
+    penalties' `input_gradients`). `guard.on_nonfinite`: "stop" or "skip" a step whose loss
+    is NaN or infinite (tasks/guards.py).
 
     A family registers itself (tasks/registry.py) and defines `prepare`, `generate`,
     `discriminate`, `to_rgb` and, where it has them, the other methods below.
@@ -89,12 +89,7 @@ class GANTask(DistributedNetworks, L.LightningModule):
         self.penalty = penalty_for(self.gan_loss, penalty)
         self.augment = make_augment(**dict(augment or {"kind": "none"}))
         self.optim = from_config(OptimOptions, optim, "model.optim")
-        self.channels_last = check_bool("model.channels_last", channels_last)
-        self.compile_networks = check_bool("model.compile", compile)
-        self.compile_backend = str(compile_backend)
-        if self.compile_networks:
-            speed.check_compile_backend(self.compile_backend)
-        self._compiled = False
+        self.speed = speed.SpeedOptions(channels_last, compile, compile_backend)
         self.lr_decay = from_config(LrDecay, lr_decay, "model.lr_decay")
         self.grad_clip = from_config(GradClip, grad_clip, "model.grad_clip")
         self.n_critic = check_int("model.n_critic", n_critic, 1)
@@ -174,18 +169,6 @@ class GANTask(DistributedNetworks, L.LightningModule):
         """The generator that validation, samples and prediction use."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 
-    @property
-    def on_nonfinite(self) -> str:
-        return self.guard.on_nonfinite
-
-    @on_nonfinite.setter
-    def on_nonfinite(self, value: str) -> None:
-        self.guard.on_nonfinite = value
-
-    @property
-    def nonfinite_skips(self) -> int:
-        return self.guard.skips
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The family (ganforge.tasks.registry) tells a reader which task to rebuild.
         checkpoint["ganforge"] = {"family": family_of(self), "nonfinite_skips": self.guard.skips}
@@ -198,24 +181,18 @@ class GANTask(DistributedNetworks, L.LightningModule):
     # ---- hooks: memory format, compilation, re-seeding ----------------------------------
 
     def configure_model(self) -> None:
-        """Lightning calls this in every trainer.fit / validate, after `setup`: the networks
-        (the EMA included) go to channels-last, and are compiled for training."""
+        """Lightning calls this in every trainer.fit / validate, after `setup`."""
         networks = [self.generator, self.discriminator] + ([self.generator_ema] if self.generator_ema is not None else [])
-        if self.channels_last:
-            speed.to_channels_last(networks)
-        if self.compile_networks and not self._compiled and self.trainer.state.fn == "fit":
-            # After `setup` made the EMA: a deep copy of a compiled module would call the original.
-            speed.compile_networks(networks, self.compile_backend, skip=self.discriminator if self.penalty.enabled else None)
-            self._compiled = True
+        fitting = self.speed.compile and self.trainer.state.fn == "fit"  # only compiling asks the trainer
+        self.speed.networks(networks, fitting=fitting,
+                            skip=self.discriminator if self.penalty.enabled else None)
 
     def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        if self.channels_last:
-            speed.channels_last_batch(batch)
+        self.speed.batch(batch)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         reseed_for_batch(self.global_rank, self.current_epoch, batch_idx)
-        if self.channels_last:
-            speed.channels_last_batch(batch)
+        self.speed.batch(batch)
 
     # ---- training --------------------------------------------------------------------
 
@@ -339,11 +316,7 @@ class GANTask(DistributedNetworks, L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self.reconstruction is not None:
-            results = self.reconstruction.compute_and_reset()
-            ms_ssim = results.pop("val/ms_ssim", None)
-            self.log_dict(results, prog_bar=False)
-            if ms_ssim is not None:
-                self.log("val/ms_ssim", ms_ssim)
+            self.log_dict(self.reconstruction.compute_and_reset(), prog_bar=False)
         for name, value in self.validation_logs().items():
             self.log(name, value)
 

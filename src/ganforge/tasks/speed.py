@@ -9,10 +9,12 @@ from typing import Any, Iterable, MutableMapping
 import torch
 from torch import nn
 
+from ganforge.checks import check_bool
 from ganforge.compat import compile_backends, fused_adam_supported
 from ganforge.errors import ConfigError
 
-__all__ = ["adam", "channels_last_batch", "check_compile_backend", "compile_networks", "to_channels_last"]
+__all__ = ["SpeedOptions", "adam", "channels_last_batch", "check_compile_backend", "compile_networks",
+           "to_channels_last"]
 
 log = logging.getLogger("ganforge")
 
@@ -58,3 +60,28 @@ def channels_last_batch(batch: Any) -> None:
         for key, value in batch.items():
             if isinstance(value, torch.Tensor) and value.dim() == 4:
                 batch[key] = value.contiguous(memory_format=torch.channels_last)
+
+
+class SpeedOptions:
+    """model.channels_last, model.compile and model.compile_backend, checked once and applied
+    by the task's hooks: `networks` in configure_model, `batch` before every step."""
+
+    def __init__(self, channels_last: bool = False, compile: bool = False, backend: str = "inductor") -> None:
+        self.channels_last = check_bool("model.channels_last", channels_last)
+        self.compile = check_bool("model.compile", compile)
+        self.backend = check_compile_backend(str(backend)) if self.compile else str(backend)
+        self.compiled = False
+
+    def networks(self, networks: list[nn.Module], fitting: bool, skip: nn.Module | None) -> None:
+        """Channels-last for every network (the EMA included), compiled once for training;
+        `skip`, a penalized discriminator, stays uncompiled (see compile_networks). Called
+        after the EMA exists: a deep copy of a compiled module would call the original."""
+        if self.channels_last:
+            to_channels_last(networks)
+        if self.compile and fitting and not self.compiled:
+            compile_networks(networks, self.backend, skip=skip)
+            self.compiled = True
+
+    def batch(self, batch: Any) -> None:
+        if self.channels_last:
+            channels_last_batch(batch)
