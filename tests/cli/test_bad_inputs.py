@@ -308,8 +308,22 @@ def test_a_mistake_ends_in_a_short_message_and_damages_nothing(command, args, wo
     if found_early:  # before anything ran: the line is all there is, and Hydra made no run folder
         assert message == ours[0] and not out.strip(), message[-2000:] + out[-2000:]
         assert not list(world["tmp"].glob("logs/**/.hydra")), "a run folder was made"
+    if command == "eval":  # a mistake found after Hydra made the eval folder takes the folder back
+        assert not list(world["tmp"].glob("logs/eval/*/*")), list(world["tmp"].glob("logs/eval/*/*"))
     for path, digest in before.items():
         assert path.is_file() and _digest(path) == digest, f"{path} was changed"
+
+
+def test_an_eval_folder_chosen_by_hand_is_kept_after_a_mistake(world, capsys, monkeypatch):
+    # An earlier eval's folder, passed again: Hydra appends to its log, so only the hand-chosen
+    # folder (not the files' times) says that it is not this run's to take back.
+    folder = world["tmp"] / "my_eval"
+    folder.mkdir()
+    (folder / "evaluate.log").write_text("an earlier evaluation\n")
+    code, _, err = _run("eval", ["ckpt_path={truncated_ckpt}", "data=sample", f"hydra.run.dir={folder}"], world,
+                        capsys, monkeypatch)
+    assert code != 0 and "cannot read checkpoint" in err
+    assert (folder / "evaluate.log").read_text().startswith("an earlier evaluation\n")
 
 
 def test_the_table_covers_every_command_and_enough_mistakes():

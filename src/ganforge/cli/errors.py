@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -14,6 +16,7 @@ __all__ = ["EXIT_USER_ERROR", "check_accelerator", "check_output_root", "check_p
            "find_user_error", "report_user_errors"]
 
 EXIT_USER_ERROR = 2
+_STARTED = time.time()  # imported before Hydra makes a run folder
 
 
 def find_user_error(error: BaseException) -> UserError | None:
@@ -28,9 +31,12 @@ def find_user_error(error: BaseException) -> UserError | None:
 
 
 @contextmanager
-def report_user_errors() -> Iterator[None]:
+def report_user_errors(discard_run_folder: bool = False) -> Iterator[None]:
     """Print a UserError as ``error: <message>`` and exit with status 2.
 
+    discard_run_folder: remove the folder Hydra made for this run when it holds nothing but
+    what Hydra itself wrote in this process (.hydra/ and the job's log): for commands whose
+    only product is written at the end (eval.py), a mistake then leaves no folder behind.
     Set HYDRA_FULL_ERROR=1 to see the traceback instead.
     """
     try:
@@ -39,8 +45,31 @@ def report_user_errors() -> Iterator[None]:
         user_error = find_user_error(error)
         if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        if discard_run_folder:
+            _discard_hydra_run_folder()
         print(f"error: {user_message(user_error)}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+
+
+def _discard_hydra_run_folder() -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    if any(str(o).startswith(("hydra.run.dir", "hydra/run")) for o in hydra.overrides.hydra):
+        return  # a folder the user chose may hold earlier runs: left as it is
+    folder = Path(hydra.runtime.output_dir)
+    ours = {f"{hydra.job.name}.log"}
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    only_hydra = all(path.relative_to(folder).parts[0] in {".hydra", *ours} for path in files)
+    # Only files written since this process started (the default folder is named by the second).
+    if only_hydra and all(path.stat().st_mtime >= _STARTED - 1 for path in files):
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            folder.parent.rmdir()  # the day's folder, if this run was its only one
+        except OSError:
+            pass
 
 
 def check_output_root(argv: Sequence[str], key: str = "paths.log_dir", default: str = "outputs") -> None:

@@ -190,7 +190,7 @@ def _check_arguments(cfg: DictConfig, overrides: list[str] | None = None) -> Non
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    with report_user_errors():
+    with report_user_errors(discard_run_folder=True):  # a mistake leaves no eval folder
         _check_arguments(cfg)
         evaluate(cfg)
 
