@@ -35,6 +35,10 @@ CASES = [
     # train.py: config groups and keys (checked before Hydra runs)
     ("train", ["norm=spectal"], GROUP_TYPO),
     ("train", ["-m", "norm=batch,spectal"], GROUP_TYPO),
+    # a wrong value later in a sweep, or in the config another group value of the sweep makes
+    ("train", ["-m", "norm=batch,spectral", "trainer.max_epochs=1,abc"], "error: trainer.max_epochs must be an integer"),
+    ("train", ["-m", "model=dcgan,sngan", "model.generator.base_channels=8"],
+     "error: model.generator.base_channels is not in the config (did you mean model.generator.channels?)"),
     ("train", ["hydra/launcher=slurn"], "error: hydra/launcher=slurn is not an option; choose one of basic, joblib, "
                                         "slurm, submitit_local, submitit_slurm (did you mean slurm?)"),
     ("train", ["model=pix2pixx"], "error: model=pix2pixx is not an option; choose one of compression, dcgan, "

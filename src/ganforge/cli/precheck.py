@@ -5,12 +5,14 @@ run folder: each command's `main()` calls `check_command_line` first.
    ``range()``, packages ``norm@model.norm=...``, ``+``/``++``/``~``).
 2. Every value given to a config group (``norm=``, ``hydra/launcher=``, nested ones such
    as ``model/shared``) must be one of that group's configs, each value of a sweep too.
-3. The config is composed once with Hydra's compose API, from the first value of each
-   sweep. A key that is not in the config (``model.lambda_ll=1``) gets one line with the
-   closest key; a `_target_` parameter that the yaml leaves out gets the ``+key=`` to add it.
-4. `ganforge.cli.schema.check_config` checks every node with a `_target_`.
-5. The command's own `check(cfg, overrides)` runs last (train.py builds its model and data
-   there, and checks their sizes).
+3. The config is composed with Hydra's compose API, from the first value of each sweep.
+   A key that is not in the config (``model.lambda_ll=1``) gets one line with the closest
+   key; a `_target_` parameter that the yaml leaves out gets the ``+key=`` to add it.
+4. `ganforge.cli.schema.check_config` checks every node with a `_target_`: in that config,
+   and in one more per further value of each sweep, an axis at a time (``-m a=1,2 b=x,y``:
+   also a=2 and b=y; not every combination).
+5. The command's own `check(cfg, overrides)` runs last, on the first config (train.py
+   builds its model and data there, and checks their sizes).
 
 ``HYDRA_FULL_ERROR=1`` shows the traceback instead of the line.
 """
@@ -82,8 +84,11 @@ def compose_command_line(config_name: str, argv: Sequence[str], check: Check | N
         for override in groups:
             _check_group_values(loader, override)
         first = [line for line in (_first_value(o) for o in overrides) if line is not None]
-        cfg = _compose(compose, loader, config_name, first, [o for o in overrides if o not in groups])
+        config_overrides = [o for o in overrides if o not in groups]
+        cfg = _compose(compose, loader, config_name, first, config_overrides)
         check_config(cfg)
+        for lines in _other_sweep_values(overrides):
+            check_config(_compose(compose, loader, config_name, lines, config_overrides))
         if check is not None:
             check(cfg, first)
     return cfg
@@ -138,6 +143,22 @@ def _first_value(override: Any) -> str | None:
     else:
         return None
     return None if first is None else f"{override.get_key_element()}={first}"
+
+
+def _other_sweep_values(overrides: list) -> list[list[str]]:
+    """The command lines that give each value of a sweep beyond its first, one axis at a
+    time (the other sweeps at their first values): `-m a=1,2,3 b=x,y` adds a=2, a=3 and
+    b=y, not the 6 combinations, so a wrong value anywhere in a sweep is found at once."""
+    lines = [_first_value(o) for o in overrides]
+    variants = []
+    for index, override in enumerate(overrides):
+        if lines[index] is None or not override.is_sweep_override() or not override.is_discrete_sweep():
+            continue
+        for value in list(override.sweep_string_iterator())[1:]:
+            variant = list(lines)
+            variant[index] = f"{override.get_key_element()}={value}"
+            variants.append([line for line in variant if line is not None])
+    return variants
 
 
 # ---- keys --------------------------------------------------------------------------------
