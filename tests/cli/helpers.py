@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from tests import prewarmed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,11 +39,11 @@ def run_train(*overrides: str, log_dir: Path, logger: str = "csv", env: dict | N
     variables to remove (e.g. WANDB_SILENT, which the tests' conftest sets)."""
     flags = [o for o in overrides if o.startswith("-")]  # -m must come before the overrides
     overrides = [o for o in overrides if not o.startswith("-")]
-    command = [sys.executable, str(REPO / "train.py"), *flags, f"paths.log_dir={log_dir}", f"logger={logger}", *overrides]
+    command = [str(REPO / "train.py"), *flags, f"paths.log_dir={log_dir}", f"logger={logger}", *overrides]
     environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
     for name in ("HYDRA_FULL_ERROR", *unset):
         environment.pop(name, None)
-    return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+    return prewarmed.run(command, cwd=REPO, env=environment, timeout=timeout)
 
 
 def run_folders(log_dir: Path) -> list[Path]:
@@ -54,8 +55,12 @@ def run_script(script: str, *overrides: str, env: dict | None = None, timeout: i
     """`python <script> overrides...` (eval.py, predict.py) from the repository root."""
     environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
     environment.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, str(REPO / script), *overrides], cwd=REPO, env=environment,
-                          capture_output=True, text=True, timeout=timeout)
+    return prewarmed.run([str(REPO / script), *overrides], cwd=REPO, env=environment, timeout=timeout)
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m ganforge.cli <args>`, the `ganforge` command, in the current folder."""
+    return prewarmed.run(["-m", "ganforge.cli", *args], env=env, timeout=timeout)
 
 
 def stop_part_way(*overrides: str, log_dir: Path, how: signal.Signals) -> tuple[subprocess.CompletedProcess, Path]:
@@ -63,9 +68,8 @@ def stop_part_way(*overrides: str, log_dir: Path, how: signal.Signals) -> tuple[
     exists, wait for it to end; returns the finished process and its run folder."""
     environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
     environment.pop("HYDRA_FULL_ERROR", None)
-    command = [sys.executable, str(REPO / "train.py"), f"paths.log_dir={log_dir}", "logger=csv", *overrides]
-    process = subprocess.Popen(command, cwd=REPO, env=environment, text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    command = [str(REPO / "train.py"), f"paths.log_dir={log_dir}", "logger=csv", *overrides]
+    process = prewarmed.Command(command, REPO, environment)
     deadline = time.monotonic() + 300
     while not list(log_dir.glob("**/checkpoints/last.ckpt")) and process.poll() is None:
         assert time.monotonic() < deadline, "the run wrote no last.ckpt"

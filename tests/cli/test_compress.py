@@ -3,7 +3,6 @@
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,12 @@ import pytest
 from PIL import Image
 
 from ganforge.data import sample_photo
+from tests.cli.helpers import run_cli
 
 
 def ganforge(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "ganforge.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return run_cli(*args, env=env, timeout=300)
 
 
 @pytest.fixture

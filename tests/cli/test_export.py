@@ -4,7 +4,6 @@ other than the one traced, and mistakes end in one line with nothing half-writte
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from unittest import mock
 
@@ -16,6 +15,7 @@ from ganforge.cli.export import main
 from ganforge.errors import UserError
 from ganforge.nn.quantize import CHUNK, SoftToHardQuantizer
 from ganforge.tasks import Pix2PixTask
+from tests.cli.helpers import run_cli
 
 TOLERANCE = 1e-4
 
@@ -23,8 +23,7 @@ TOLERANCE = 1e-4
 def ganforge(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "ganforge.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return run_cli(*args, env=env, timeout=300)
 
 
 def run_exported(path: Path, format: str, x: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from tests.cli.helpers import REPO, run_folders, run_script, run_train, stop_part_way
+from tests.cli.helpers import run_cli, run_folders, run_script, run_train, stop_part_way
 
 # Narrow networks, 8 batches of 16 digits an epoch, metrics every 4 batches on 64 reference digits.
 TINY_GENERATION = [
@@ -97,8 +95,7 @@ def test_predict_writes_repeatable_samples_and_eval_reproduces_the_logged_metric
     for key in ("val/clf_fid", "val/clf_kid_mean", "val/clf_is_mean", "val/clf_precision", "val/clf_recall"):
         assert metrics[key] == pytest.approx(float(last[key]), rel=1e-4, abs=1e-6), key
     assert logged  # the run logged its metrics
-    export = subprocess.run([sys.executable, "-m", "ganforge.cli", "export", "--ckpt", str(ckpt), "--format",
-                             "torchscript", str(tmp_path / "g.pt")], cwd=REPO, capture_output=True, text=True)
+    export = run_cli("export", "--ckpt", str(ckpt), "--format", "torchscript", str(tmp_path / "g.pt"))
     assert export.returncode == 0, export.stderr[-3000:]
     assert '"z" (N, 128)' in export.stdout and "(N, 1, 32, 32)" in export.stdout
     generator = torch.jit.load(str(tmp_path / "g.pt"))
@@ -161,8 +158,7 @@ def test_a_norm_by_loss_sweep_and_a_seed_sweep_end_in_a_heatmap_and_an_aggregate
     result = run_train("-m", "norm=batch,spectral", "gan_loss=vanilla,hinge", *options, log_dir=tmp_path / "grid")
     assert result.returncode == 0, result.stderr[-3000:]
     [sweep] = list((tmp_path / "grid" / "multirun").glob("*/*"))
-    report = subprocess.run([sys.executable, "-m", "ganforge.cli", "report", str(sweep), "--metric", "val/clf_fid"],
-                            cwd=REPO, capture_output=True, text=True)
+    report = run_cli("report", str(sweep), "--metric", "val/clf_fid")
     assert report.returncode == 0, report.stderr[-3000:]
     assert (sweep / "heatmap.png").is_file()
     document = json.loads((sweep / "report.json").read_text())
@@ -172,8 +168,7 @@ def test_a_norm_by_loss_sweep_and_a_seed_sweep_end_in_a_heatmap_and_an_aggregate
     result = run_train("-m", "norm=batch,spectral", "seed=0,1", *options, log_dir=tmp_path / "seeds")
     assert result.returncode == 0, result.stderr[-3000:]
     [sweep] = list((tmp_path / "seeds" / "multirun").glob("*/*"))
-    report = subprocess.run([sys.executable, "-m", "ganforge.cli", "report", str(sweep), "--metric", "val/clf_fid",
-                             "--aggregate", "seed"], cwd=REPO, capture_output=True, text=True)
+    report = run_cli("report", str(sweep), "--metric", "val/clf_fid", "--aggregate", "seed")
     assert report.returncode == 0, report.stderr[-3000:]
     document = json.loads((sweep / "report.json").read_text())
     finals = {}

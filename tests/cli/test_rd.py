@@ -1,8 +1,6 @@
 import csv
 import json
 import math
-import os
-import subprocess
 import sys
 
 import numpy as np
@@ -14,6 +12,7 @@ from ganforge.cli.rd import measure, quality_metrics, summarize
 from ganforge.codec.classical import available, round_trip
 from ganforge.codec.rate_distortion import equal_rate, front, interpolate
 from ganforge.data import sample_photo
+from tests.cli.helpers import run_cli
 
 needs_avif = pytest.mark.skipif(not available("avif"), reason="this Pillow cannot write AVIF")
 
@@ -94,11 +93,8 @@ def test_measure_covers_every_codec_setting_and_image(images, compression_checkp
 
 def test_the_command_writes_csv_json_and_a_plot(tmp_path, images, compression_checkpoint):
     out = tmp_path / "rd"
-    result = subprocess.run(
-        [sys.executable, "-m", "ganforge.cli", "rd", "--ckpt", str(compression_checkpoint), "--jpeg", "10,50",
-         "--webp", "10", "--avif", "", "--scales", "1,8", "--out", str(out), str(images)],
-        capture_output=True, text=True, env={**os.environ}, timeout=300,
-    )
+    result = run_cli("rd", "--ckpt", str(compression_checkpoint), "--jpeg", "10,50", "--webp", "10", "--avif", "",
+                     "--scales", "1,8", "--out", str(out), str(images), timeout=300)
     assert result.returncode == 0, result.stderr
     with open(out / "rd.csv") as handle:
         rows = list(csv.DictReader(handle))

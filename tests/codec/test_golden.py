@@ -2,9 +2,6 @@
 must decode to the same pixels, and compressing the same image again must give the same
 bytes, so that a change that breaks old files cannot land unnoticed."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,7 @@ from ganforge.cli.compress import load_compression_task
 from ganforge.codec import decode_symbols, unpack
 from ganforge.codec.image import ImageCodec
 from ganforge.data.images import load_rgb
+from tests.cli.helpers import run_cli
 
 TESTS = Path(__file__).resolve().parents[1]
 GOLDEN = TESTS / "golden"
@@ -77,9 +75,7 @@ def test_compressing_again_gives_the_same_bytes(codec, name, suffix):
 
 def test_decompress_with_ckpt_restores_the_golden_folder(tmp_path):
     # The files name "golden.ckpt", which is not here: --ckpt says which checkpoint to use.
-    result = subprocess.run(
-        [sys.executable, "-m", "ganforge.cli", "decompress", "--ckpt", str(GOLDEN / "golden.ckpt"), str(GOLDEN),
-         str(tmp_path)], capture_output=True, text=True, env={**os.environ}, timeout=300)
+    result = run_cli("decompress", "--ckpt", str(GOLDEN / "golden.ckpt"), str(GOLDEN), str(tmp_path), timeout=300)
     assert result.returncode == 0, result.stderr
     for name in SIZES:
         expected = np.asarray(Image.open(GOLDEN / f"{name}.decoded.png").convert("RGB"))
