@@ -19,7 +19,7 @@ the CPU seconds the loading costs per batch (the workers' utime + stime from /pr
 this process's CPU time with 0 workers): on a 2-core machine that time is taken from the
 training step's threads.
 
-Step: the median of a plain-loop training step (bench/train_step.py's PlainLoop, --warmup
+Step: the median of a plain-loop training step (bench/plain_loop.py's PlainLoop, --warmup
 and --steps), or, with --step-json, the "ours" medians of a bench/train_step.py run for
 the configs it holds (pix2pix_b1 -> paired_b1, pix2pix_b4 -> paired_b4, compression_b1
 -> folder_gc). Prints JSON.
@@ -41,7 +41,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_step  # noqa: E402  (bench/train_step.py)
+import harness  # noqa: E402  (bench/harness.py)
+from plain_loop import PlainLoop  # noqa: E402
 
 # case -> (data, batch size, the model whose step consumes it, train_step.py's config)
 CASES = {
@@ -107,7 +108,7 @@ def loader_speed(datamodule, batches: int) -> dict:
 
 def plain_step_seconds(model: str, batch: int, warmup: int, steps: int, pairs_root: str) -> dict:
     torch.manual_seed(0)
-    loop = train_step.PlainLoop(train_step.make_task(model))
+    loop = PlainLoop(harness.make_task(model))
     if model == "pix2pix_images":  # a colorization batch at 256 px: any photo crop will do
         from ganforge.data import SampleDataModule
 
@@ -116,7 +117,7 @@ def plain_step_seconds(model: str, batch: int, warmup: int, steps: int, pairs_ro
     elif model == "pix2pix_small":
         datamodule = make_datamodule("sample", batch, 1, pairs_root, "")
     else:
-        datamodule = train_step.make_datamodule(model, batch, 1, pairs_root, num_workers=0)
+        datamodule = harness.make_datamodule(model, batch, 1, pairs_root, num_workers=0)
     datamodule.num_workers = 0
     datamodule.setup("fit")
     data = next(iter(datamodule.train_dataloader()))
@@ -146,16 +147,16 @@ def main() -> None:
                            **(entry["paired"]["ours"] if "paired" in entry else entry["ours"]["step"]),
                            "load_average_then": entry.get("load_average_before")}
                     for name, entry in report["configs"].items()}
-    train_step.quiet()
+    harness.quiet()
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-               "load_average_start": train_step.load_average(), "cases": {}}
+               "load_average_start": harness.load_average(), "cases": {}}
     with tempfile.TemporaryDirectory(prefix="ganforge-bench-") as tmp:
         most = max(b for d, b, *_ in CASES.values() if d == "paired") * (args.batches + 6)
-        pairs_root = str(train_step.make_pairs_folder(Path(tmp) / "pairs", most, 256))
-        folder_root = str(train_step.make_image_folder(Path(tmp) / "folder", 12))
+        pairs_root = str(harness.make_pairs_folder(Path(tmp) / "pairs", most, 256))
+        folder_root = str(harness.make_image_folder(Path(tmp) / "folder", 12))
         for name in args.cases:
             data, batch, model, config = CASES[name]
-            entry = {"data": data, "batch_size": batch, "model": model, "load_average_before": train_step.load_average()}
+            entry = {"data": data, "batch_size": batch, "model": model, "load_average_before": harness.load_average()}
             entry["loader"] = loader_speed(make_datamodule(data, batch, args.batches + 6, pairs_root, folder_root),
                                            args.batches)
             if not args.no_steps:
@@ -166,9 +167,9 @@ def main() -> None:
                 entry["loader_cpu_share_of_step"] = entry["loader"]["cpu_seconds_per_batch"] / (
                     seconds * torch.get_num_threads())
                 entry["target_met"] = entry["loader_over_step_speed"] >= 10
-            entry["load_average_after"] = train_step.load_average()
+            entry["load_average_after"] = harness.load_average()
             results["cases"][name] = entry
-    results["load_average_end"] = train_step.load_average()
+    results["load_average_end"] = harness.load_average()
     print(json.dumps(results, indent=2))
 
 
