@@ -160,6 +160,36 @@ def test_dragan_of_a_linear_critic_is_exact(variant):
     assert critic[1].weight.grad.abs().sum() > 0
 
 
+def test_image_range_0_1_measures_the_gradient_of_a_linear_critic_twice_as_large():
+    # D(x) = <w, x> + b on [-1, 1] images is D'(u) = <2w, u> + b' on u = (x + 1) / 2 in [0, 1].
+    critic = linear_critic(seed=6)
+    real, fake = batches()
+    norm = critic[1].weight.norm().item()
+    for kind in ("gp", "dragan"):
+        value = make_penalty(kind, image_range=[0, 1])(critic, real, fake, step=0)
+        assert value.item() == pytest.approx(10 * (2 * norm - 1) ** 2, rel=1e-5), kind
+    r1 = make_penalty("r1", weight=3.0, image_range=[0, 1])(critic, real, fake, step=0)
+    assert r1.item() == pytest.approx(3.0 / 2 * (2 * norm) ** 2, rel=1e-5)
+    assert make_penalty("gp").gradient_scale == 1.0 and make_penalty("r1", image_range=[0, 255]).gradient_scale == 2 / 255
+
+
+@pytest.mark.parametrize("kind, options", [("gp", {}), ("dragan", {"variant": "compare_gan"}),
+                                           ("dragan", {"variant": "interpolated"}), ("r1", {})])
+def test_image_range_0_1_is_the_penalty_of_the_same_critic_on_0_1_images(kind, options):
+    """compare_gan's setting: D' = D(2u - 1) on images u in [0, 1], penalized there, equals
+    D on our [-1, 1] images with image_range [0, 1] (the same random draws)."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 1, 3), nn.Flatten()).double()
+    real, fake = (x.double() * 0.9 for x in batches(seed=2))
+    torch.manual_seed(11)
+    ours = make_penalty(kind, image_range=[0, 1], **options)(net, real, fake, step=0)
+    theirs_options = {**options, "clip": [0, 1]} if options.get("variant") == "compare_gan" else options
+    torch.manual_seed(11)
+    theirs = make_penalty(kind, **theirs_options)(lambda u: net(2 * u - 1), (real + 1) / 2, (fake + 1) / 2, step=0)
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-9)
+    assert ours.item() != pytest.approx(make_penalty(kind, **options)(net, real, fake, step=0).item(), rel=1e-3)
+
+
 def test_a_critic_with_scales_is_differentiated_through_their_sum():
     first, second = linear_critic(seed=4), linear_critic(seed=5)
     real, fake = batches()
@@ -219,6 +249,9 @@ def test_the_config_defaults_are_the_literature_s():
     (lambda: make_penalty("r1", every_n_steps=0), "penalty.every_n_steps must be an integer >= 1, got 0"),
     (lambda: make_penalty("dragan", variant="kodali"), "penalty.variant must be one of compare_gan, interpolated"),
     (lambda: make_penalty("dragan", clip=[1, -1]), "penalty.clip must be null or [low, high] with low < high"),
+    (lambda: make_penalty("gp", image_range=[1, 0]), "penalty.image_range must be [low, high] with low < high, "
+                                                     "such as [0, 1] (compare_gan's images) or [-1, 1], got [1, 0]"),
+    (lambda: make_penalty("r1", image_range="0,1"), "penalty.image_range must be [low, high]"),
     (lambda: penalty_for(make_gan_loss("wgan_gp"), {"kind": "dragan"}),
      "gan_loss=wgan_gp already adds a gradient penalty (weight 10) and penalty=dragan would add another"),
 ])

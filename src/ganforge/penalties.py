@@ -28,6 +28,15 @@ D's parameters).
 the penalty is computed on D steps 0, k, 2k, ... only, multiplied by k, so that its
 average weight stays the same; StyleGAN2 runs R1 with k = 16.
 
+`image_range=(low, high)` is the pixel range in which the input gradient is measured.
+ganforge's D sees images in [-1, 1] (the default); compare_gan's (Kurach et al. 2019) sees
+[0, 1], and a gradient with respect to those images is 2 / (high - low) times ours, so the
+same weight is a different constraint. With image_range=(0, 1) every penalty here measures
+the gradient as compare_gan does (gp and dragan: (2 ||g|| - 1)^2, r1: 4 ||g||^2 / 2): a D on
+[-1, 1] images then gets the penalty that the same D composed with x -> 2x - 1 would get on
+the [0, 1] images (tests/test_penalties.py checks this). The points where the gradient is
+taken do not change: interpolation and DRAGAN's std-scaled noise commute with the affine map.
+
 compare_gan takes the norm as sqrt(1e-4 + ||g||^2); here it is ||g|| (as in Gulrajani et
 al.'s code), so a linear critic's gp is exactly (||w|| - 1)^2.
 """
@@ -103,6 +112,15 @@ def _unscaled_gradients(sums: list[torch.Tensor], points: torch.Tensor, scaler: 
     return grads * (1.0 / scale)
 
 
+def _pair(key: str, value: Any, example: str, nullable: bool = False) -> tuple[float, float]:
+    """`value` as (low, high), two numbers with low < high; else one line naming `key`."""
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2 \
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) or value[0] >= value[1]:
+        raise ConfigError(f"{key} must be {'null or ' if nullable else ''}[low, high] with low < high, such as "
+                          f"{example}, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
 def _per_sample(shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
     """U[0, 1] of shape (N, 1, 1, ...), one number per sample, from torch's global generator."""
     return torch.rand(shape[0], *([1] * (len(shape) - 1)), device=like.device, dtype=like.dtype)
@@ -114,15 +132,16 @@ def _norm_penalty(grads: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
-                     scaler: "torch.amp.GradScaler | None" = None) -> torch.Tensor:
+                     scaler: "torch.amp.GradScaler | None" = None, gradient_scale: float = 1.0) -> torch.Tensor:
     """WGAN-GP's E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake,
     eps ~ U[0, 1] per sample (Gulrajani et al. 2017, Algorithm 1), unweighted; a scalar.
 
     `real`, `fake`: `(N, C, H, W)`, detached here. `scaler`: see `input_gradients`.
+    `gradient_scale`: the gradient is multiplied by it first (see `Penalty.image_range`).
     """
     eps = _per_sample(real.shape, real)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    return _norm_penalty(input_gradients(critic, mixed, scaler))
+    return _norm_penalty(input_gradients(critic, mixed, scaler) * gradient_scale)
 
 
 def dragan_points(real: torch.Tensor, variant: str = "compare_gan",
@@ -157,14 +176,19 @@ class Penalty:
     each D step: the weighted penalty (a scalar tensor with graph) to add to D's loss, or
     None when this step has none (`kind="none"`, or a lazy step that skips it). `step` is
     the number of D steps taken before this one (0 on the first). `value(...)` is the
-    unweighted penalty, computed whatever the step.
+    unweighted penalty, computed whatever the step. `image_range`: the pixel range the
+    input gradient is measured in (module docstring); `gradient_scale` = 2 / (high - low)
+    is what D's gradient is multiplied by.
     """
 
     kind = "base"
 
-    def __init__(self, weight: float = 0.0, every_n_steps: int = 1) -> None:
+    def __init__(self, weight: float = 0.0, every_n_steps: int = 1,
+                 image_range: Sequence[float] = (-1.0, 1.0)) -> None:
         self.weight = check_number("penalty.weight", weight, 0)
         self.every_n_steps = check_int("penalty.every_n_steps", every_n_steps, 1)
+        self.image_range = _pair("penalty.image_range", image_range, "[0, 1] (compare_gan's images) or [-1, 1]")
+        self.gradient_scale = 2.0 / (self.image_range[1] - self.image_range[0])
 
     @property
     def enabled(self) -> bool:
@@ -186,7 +210,7 @@ class Penalty:
         return (self.weight * self.every_n_steps) * self.value(critic, real, fake, scaler)
 
     def options(self) -> dict[str, Any]:
-        return {"weight": self.weight, "every_n_steps": self.every_n_steps}
+        return {"weight": self.weight, "every_n_steps": self.every_n_steps, "image_range": self.image_range}
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
@@ -207,11 +231,12 @@ class GradientPenalty(Penalty):
 
     kind = "gp"
 
-    def __init__(self, weight: float = 10.0, every_n_steps: int = 1) -> None:
-        super().__init__(weight, every_n_steps)
+    def __init__(self, weight: float = 10.0, every_n_steps: int = 1,
+                 image_range: Sequence[float] = (-1.0, 1.0)) -> None:
+        super().__init__(weight, every_n_steps, image_range)
 
     def value(self, critic, real, fake, scaler=None) -> torch.Tensor:
-        return gradient_penalty(critic, real, fake, scaler)
+        return gradient_penalty(critic, real, fake, scaler, self.gradient_scale)
 
 
 class DRAGANPenalty(Penalty):
@@ -222,20 +247,14 @@ class DRAGANPenalty(Penalty):
     VARIANTS = ("compare_gan", "interpolated")
 
     def __init__(self, weight: float = 10.0, every_n_steps: int = 1, variant: str = "compare_gan",
-                 clip: Sequence[float] | None = (-1.0, 1.0)) -> None:
-        super().__init__(weight, every_n_steps)
+                 clip: Sequence[float] | None = (-1.0, 1.0), image_range: Sequence[float] = (-1.0, 1.0)) -> None:
+        super().__init__(weight, every_n_steps, image_range)
         self.variant = check_choice("penalty.variant", variant, self.VARIANTS)
-        if clip is not None:
-            if not isinstance(clip, Sequence) or isinstance(clip, str) or len(clip) != 2 \
-                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in clip) or clip[0] >= clip[1]:
-                raise ConfigError(f"penalty.clip must be null or [low, high] with low < high, such as [-1, 1], "
-                                  f"got {clip!r}")
-            clip = (float(clip[0]), float(clip[1]))
-        self.clip = clip
+        self.clip = None if clip is None else _pair("penalty.clip", clip, "[-1, 1]", nullable=True)
 
     def value(self, critic, real, fake, scaler=None) -> torch.Tensor:
         points = dragan_points(real, self.variant, self.clip).requires_grad_(True)
-        return _norm_penalty(input_gradients(critic, points, scaler))
+        return _norm_penalty(input_gradients(critic, points, scaler) * self.gradient_scale)
 
     def options(self) -> dict[str, Any]:
         return {**super().options(), "variant": self.variant, "clip": self.clip}
@@ -248,12 +267,13 @@ class R1Penalty(Penalty):
 
     kind = "r1"
 
-    def __init__(self, weight: float = 10.0, every_n_steps: int = 1) -> None:
-        super().__init__(weight, every_n_steps)
+    def __init__(self, weight: float = 10.0, every_n_steps: int = 1,
+                 image_range: Sequence[float] = (-1.0, 1.0)) -> None:
+        super().__init__(weight, every_n_steps, image_range)
 
     def value(self, critic, real, fake, scaler=None) -> torch.Tensor:
         points = real.detach().requires_grad_(True)
-        grads = input_gradients(critic, points, scaler)
+        grads = input_gradients(critic, points, scaler) * self.gradient_scale
         return 0.5 * grads.flatten(1).pow(2).sum(1).mean()
 
 
@@ -262,7 +282,7 @@ PENALTIES = {cls.kind: cls for cls in (NoPenalty, GradientPenalty, DRAGANPenalty
 
 def make_penalty(kind: str = "none", **options: Any) -> Penalty:
     """The regularizer named `kind` (none, gp, dragan, r1) with its options (weight,
-    every_n_steps; dragan: variant, clip): what the `penalty` config group holds."""
+    every_n_steps, image_range; dragan: variant, clip): what the `penalty` config group holds."""
     if kind not in PENALTIES:
         raise ConfigError(f"unknown penalty {kind!r}: choose one of {', '.join(PENALTIES)} (e.g. penalty=gp)")
     cls = PENALTIES[kind]

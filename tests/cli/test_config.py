@@ -150,6 +150,16 @@ def test_every_experiment_preset_composes_passes_the_schema_and_builds_its_netwo
         assert sum(p.numel() for p in task.generator.parameters()) > 3_800_000
 
 
+@pytest.mark.parametrize("preset", ["landscape_cifar10", "landscape_cifar10_resnet"])
+def test_the_kurach_presets_measure_every_penalty_s_gradient_on_compare_gan_s_0_1_images(preset):
+    for penalty in options("penalty"):
+        task, _ = _build_on_meta(composed(f"experiment={preset}", f"penalty={penalty}", "data.root=/x"))
+        assert task.penalty.kind == penalty and task.penalty.image_range == (0.0, 1.0)
+        assert task.penalty.gradient_scale == 2.0
+    task, _ = _build_on_meta(composed("model=dcgan", "penalty=gp"))
+    assert task.penalty.gradient_scale == 1.0  # elsewhere: D's own [-1, 1]
+
+
 def test_the_paper_pix2pix_brings_256_crops_at_full_size_for_the_bundled_data_only():
     cfg = composed("model=pix2pix")
     assert (cfg.data.crop_size, cfg.data.scale) == (256, 1.0)
