@@ -252,6 +252,8 @@ def test_the_config_defaults_are_the_literature_s():
     (lambda: make_penalty("gp", image_range=[1, 0]), "penalty.image_range must be [low, high] with low < high, "
                                                      "such as [0, 1] (compare_gan's images) or [-1, 1], got [1, 0]"),
     (lambda: make_penalty("r1", image_range="0,1"), "penalty.image_range must be [low, high]"),
+    (lambda: make_penalty("gp", image_range=[float("nan"), 1]), "penalty.image_range must be [low, high]"),
+    (lambda: make_penalty("dragan", clip=[0, float("inf")]), "penalty.clip must be null or [low, high]"),
     (lambda: penalty_for(make_gan_loss("wgan_gp"), {"kind": "dragan"}),
      "gan_loss=wgan_gp already adds a gradient penalty (weight 10) and penalty=dragan would add another"),
 ])

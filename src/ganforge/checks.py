@@ -5,11 +5,12 @@ Imports nothing heavy, so every layer may use it.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Sequence
 
 from ganforge.errors import ConfigError
 
-__all__ = ["check_bool", "check_int", "check_number", "check_choice"]
+__all__ = ["check_bool", "check_int", "check_number", "check_interval", "check_choice"]
 
 
 def check_bool(key: str, value: Any) -> bool:
@@ -53,6 +54,17 @@ def check_number(
             need = "a number"
         raise ConfigError(f"{key} must be {need}, got {value!r}")
     return float(value)
+
+
+def check_interval(key: str, value: Any, example: str, nullable: bool = False) -> tuple[float, float]:
+    """`value` as (low, high): two finite numbers with low < high, such as `example`;
+    `nullable`: the message says that null is allowed too (the caller handles None)."""
+    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    if not ok or value[0] >= value[1]:
+        raise ConfigError(f"{key} must be {'null or ' if nullable else ''}[low, high] with low < high, such as "
+                          f"{example}, got {value!r}")
+    return float(value[0]), float(value[1])
 
 
 def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:

@@ -48,7 +48,7 @@ from typing import Any, Callable, Sequence, Union
 
 import torch
 
-from ganforge.checks import check_choice, check_int, check_number
+from ganforge.checks import check_choice, check_int, check_interval, check_number
 from ganforge.errors import ConfigError
 
 __all__ = [
@@ -110,15 +110,6 @@ def _unscaled_gradients(sums: list[torch.Tensor], points: torch.Tensor, scaler: 
         scaler.update(new_scale=scale)
         scaled = scaler.scale(sums)
     return grads * (1.0 / scale)
-
-
-def _pair(key: str, value: Any, example: str, nullable: bool = False) -> tuple[float, float]:
-    """`value` as (low, high), two numbers with low < high; else one line naming `key`."""
-    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2 \
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) or value[0] >= value[1]:
-        raise ConfigError(f"{key} must be {'null or ' if nullable else ''}[low, high] with low < high, such as "
-                          f"{example}, got {value!r}")
-    return float(value[0]), float(value[1])
 
 
 def _per_sample(shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
@@ -187,7 +178,7 @@ class Penalty:
                  image_range: Sequence[float] = (-1.0, 1.0)) -> None:
         self.weight = check_number("penalty.weight", weight, 0)
         self.every_n_steps = check_int("penalty.every_n_steps", every_n_steps, 1)
-        self.image_range = _pair("penalty.image_range", image_range, "[0, 1] (compare_gan's images) or [-1, 1]")
+        self.image_range = check_interval("penalty.image_range", image_range, "[0, 1] (compare_gan's images) or [-1, 1]")
         self.gradient_scale = 2.0 / (self.image_range[1] - self.image_range[0])
 
     @property
@@ -250,7 +241,7 @@ class DRAGANPenalty(Penalty):
                  clip: Sequence[float] | None = (-1.0, 1.0), image_range: Sequence[float] = (-1.0, 1.0)) -> None:
         super().__init__(weight, every_n_steps, image_range)
         self.variant = check_choice("penalty.variant", variant, self.VARIANTS)
-        self.clip = None if clip is None else _pair("penalty.clip", clip, "[-1, 1]", nullable=True)
+        self.clip = None if clip is None else check_interval("penalty.clip", clip, "[-1, 1]", nullable=True)
 
     def value(self, critic, real, fake, scaler=None) -> torch.Tensor:
         points = dragan_points(real, self.variant, self.clip).requires_grad_(True)
