@@ -113,6 +113,26 @@ def server() -> Server:
     return _server
 
 
+class _ServerChild:
+    """A child of the server, waited for as a Popen is (poll, wait)."""
+
+    def __init__(self, server: Server, args: list[str], cwd: Path, env: dict[str, str], out: Path, err: Path):
+        self.server = server
+        self.pid = server.start(args, cwd, env, out, err)
+
+    def poll(self) -> int | None:
+        try:
+            return self.server.wait(0.0)
+        except TimeoutError:
+            return None
+
+    def wait(self, timeout: float | None = None) -> int:
+        try:
+            return self.server.wait(timeout)
+        except TimeoutError:
+            raise subprocess.TimeoutExpired(self.pid, timeout) from None
+
+
 class Command:
     """A started command: `pid`, `poll()`, `send_signal()`, `communicate(timeout)`, as
     subprocess.Popen with text stdout and stderr."""
@@ -126,21 +146,16 @@ class Command:
         self._err.touch()
         chosen = None if os.environ.get("GANFORGE_TEST_FRESH_PROCESS") == "1" else server()
         if chosen is not None and chosen.accepts(env):
-            self._server, self._popen = chosen, None
-            self.pid = chosen.start(args, cwd, env, self._out, self._err)
+            self._process = _ServerChild(chosen, args, cwd, env, self._out, self._err)
         else:
-            self._server = None
             with open(self._out, "w") as out, open(self._err, "w") as err:
-                self._popen = subprocess.Popen(self.args, cwd=cwd, env=env, stdout=out, stderr=err,
-                                               stdin=subprocess.DEVNULL)
-            self.pid = self._popen.pid
+                self._process = subprocess.Popen(self.args, cwd=cwd, env=env, stdout=out, stderr=err,
+                                                 stdin=subprocess.DEVNULL)
+        self.pid = self._process.pid
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            try:
-                self.returncode = self._popen.poll() if self._popen else self._server.wait(0.0)
-            except TimeoutError:
-                pass
+            self.returncode = self._process.poll()
         return self.returncode
 
     def send_signal(self, how: int) -> None:
@@ -150,8 +165,8 @@ class Command:
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
             try:
-                self.returncode = self._popen.wait(timeout) if self._popen else self._server.wait(timeout)
-            except (TimeoutError, subprocess.TimeoutExpired):
+                self.returncode = self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
                 raise subprocess.TimeoutExpired(self.args, timeout) from None
         return self.returncode
 

@@ -33,6 +33,16 @@ TINY = TINY_MODEL + [
 ]
 
 
+def command_environment(env: dict | None = None, unset: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment of a command the tests start: this one, W&B offline, output
+    unbuffered, `env` on top; without HYDRA_FULL_ERROR (a developer's tracebacks would
+    replace the one-line errors the tests read) and the variables in `unset`."""
+    environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
+    for name in ("HYDRA_FULL_ERROR", *unset):
+        environment.pop(name, None)
+    return environment
+
+
 def run_train(*overrides: str, log_dir: Path, logger: str = "csv", env: dict | None = None,
               timeout: int = 600, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """`python train.py` with `overrides`, writing under `log_dir`; `unset`: environment
@@ -40,10 +50,7 @@ def run_train(*overrides: str, log_dir: Path, logger: str = "csv", env: dict | N
     flags = [o for o in overrides if o.startswith("-")]  # -m must come before the overrides
     overrides = [o for o in overrides if not o.startswith("-")]
     command = [str(REPO / "train.py"), *flags, f"paths.log_dir={log_dir}", f"logger={logger}", *overrides]
-    environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
-    for name in ("HYDRA_FULL_ERROR", *unset):
-        environment.pop(name, None)
-    return prewarmed.run(command, cwd=REPO, env=environment, timeout=timeout)
+    return prewarmed.run(command, cwd=REPO, env=command_environment(env, unset), timeout=timeout)
 
 
 def run_folders(log_dir: Path) -> list[Path]:
@@ -53,23 +60,19 @@ def run_folders(log_dir: Path) -> list[Path]:
 
 def run_script(script: str, *overrides: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python <script> overrides...` (eval.py, predict.py) from the repository root."""
-    environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **(env or {})}
-    environment.pop("HYDRA_FULL_ERROR", None)
-    return prewarmed.run([str(REPO / script), *overrides], cwd=REPO, env=environment, timeout=timeout)
+    return prewarmed.run([str(REPO / script), *overrides], cwd=REPO, env=command_environment(env), timeout=timeout)
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python -m ganforge.cli <args>`, the `ganforge` command, in the current folder."""
-    return prewarmed.run(["-m", "ganforge.cli", *args], env=env, timeout=timeout)
+    return prewarmed.run(["-m", "ganforge.cli", *args], env=command_environment(env), timeout=timeout)
 
 
 def stop_part_way(*overrides: str, log_dir: Path, how: signal.Signals) -> tuple[subprocess.CompletedProcess, Path]:
     """Start `python train.py` with `overrides`, send `how` to it once its first last.ckpt
     exists, wait for it to end; returns the finished process and its run folder."""
-    environment = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    environment.pop("HYDRA_FULL_ERROR", None)
     command = [str(REPO / "train.py"), f"paths.log_dir={log_dir}", "logger=csv", *overrides]
-    process = prewarmed.Command(command, REPO, environment)
+    process = prewarmed.Command(command, REPO, command_environment())
     deadline = time.monotonic() + 300
     while not list(log_dir.glob("**/checkpoints/last.ckpt")) and process.poll() is None:
         assert time.monotonic() < deadline, "the run wrote no last.ckpt"

@@ -1,7 +1,6 @@
 """`ganforge compress` / `ganforge decompress` as a user runs them."""
 
 import math
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,8 +13,7 @@ from tests.cli.helpers import run_cli
 
 
 def ganforge(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return run_cli(*args, env=env, timeout=300)
+    return run_cli(*args, timeout=300)
 
 
 @pytest.fixture

@@ -21,9 +21,7 @@ TOLERANCE = 1e-4
 
 
 def ganforge(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return run_cli(*args, env=env, timeout=300)
+    return run_cli(*args, timeout=300)
 
 
 def run_exported(path: Path, format: str, x: torch.Tensor) -> torch.Tensor:
